@@ -1,0 +1,170 @@
+"""The events dataset (DESIGN §4): build, validate, save and load.
+
+Dims ``camera`` (string labels) and ``event``. Per-camera variables: ``path``, ``width``,
+``height``, ``frame_period_ms``, ``n_frames``, ``rotation_deg``. Per-event variables:
+``event_camera``, ``frame``, ``frame_time_ms``, ``row``, ``row_sd``, ``polarity``, ``edge``,
+``amplitude``, ``flash`` (-1 unmatched).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from flashsync_bayes.errors import FlashsyncError
+
+CAMERA_VARIABLES = {
+    "path": str,
+    "width": np.int64,
+    "height": np.int64,
+    "frame_period_ms": np.float64,
+    "n_frames": np.int64,
+    "rotation_deg": np.int64,
+}
+EVENT_VARIABLES = {
+    "event_camera": str,
+    "frame": np.int64,
+    "frame_time_ms": np.float64,
+    "row": np.float64,
+    "row_sd": np.float64,
+    "polarity": np.int64,
+    "edge": str,
+    "amplitude": np.float64,
+    "flash": np.int64,
+}
+EDGE_KINDS = ("leading", "trailing")
+
+
+def _as_column(values, dtype) -> np.ndarray:
+    """1-D array of ``dtype`` (strings become unicode arrays)."""
+    if dtype is str:
+        return np.asarray([str(v) for v in np.atleast_1d(np.asarray(values, dtype=object))], dtype=str)
+    return np.atleast_1d(np.asarray(values, dtype=dtype))
+
+
+def make_events(
+    cameras: Sequence[str],
+    camera_info: Mapping[str, Sequence],
+    event_info: Mapping[str, Sequence],
+    attrs: Mapping[str, object] | None = None,
+) -> xr.Dataset:
+    """Events dataset from per-camera columns (in ``cameras`` order) and per-event columns.
+
+    ``event_info`` may omit ``flash`` (all -1), ``edge`` ("leading"), ``polarity`` (+1) and
+    ``amplitude`` (NaN). Events are sorted by camera order, then frame time and row.
+    """
+    n_events = len(np.atleast_1d(event_info.get("frame", [])))
+    defaults = {
+        "flash": np.full(n_events, -1),
+        "edge": np.full(n_events, "leading"),
+        "polarity": np.ones(n_events, dtype=np.int64),
+        "amplitude": np.full(n_events, np.nan),
+    }
+    data_vars = {}
+    for name, dtype in CAMERA_VARIABLES.items():
+        if name not in camera_info:
+            raise FlashsyncError(f"camera variable '{name}' is missing")
+        data_vars[name] = ("camera", _as_column(camera_info[name], dtype))
+    for name, dtype in EVENT_VARIABLES.items():
+        values = event_info.get(name, defaults.get(name))
+        if values is None:
+            raise FlashsyncError(f"event variable '{name}' is missing")
+        column = _as_column(values, dtype) if n_events else np.zeros(0, dtype=dtype if dtype is not str else "<U1")
+        data_vars[name] = ("event", column)
+    camera_labels = _as_column(list(cameras), str) if len(cameras) else np.zeros(0, dtype="<U1")
+    ds = xr.Dataset(data_vars, coords={"camera": camera_labels}, attrs=dict(attrs or {}))
+    ds = sort_events(ds)
+    return validate_events(ds)
+
+
+def sort_events(ds: xr.Dataset) -> xr.Dataset:
+    """Events ordered by camera (dataset order), frame time, then row."""
+    if ds.sizes["event"] == 0:
+        return ds
+    camera_rank = {label: i for i, label in enumerate(ds["camera"].values)}
+    rank = np.array([camera_rank.get(label, len(camera_rank)) for label in ds["event_camera"].values])
+    order = np.lexsort((ds["row"].values, ds["frame_time_ms"].values, rank))
+    return ds.isel(event=order)
+
+
+def validate_events(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` unchanged if it is a well-formed events dataset, else raise FlashsyncError."""
+    for name in list(CAMERA_VARIABLES) + list(EVENT_VARIABLES):
+        if name not in ds:
+            raise FlashsyncError(f"events dataset lacks variable '{name}'")
+    for name in CAMERA_VARIABLES:
+        if ds[name].dims != ("camera",):
+            raise FlashsyncError(f"variable '{name}' must have dims ('camera',), has {ds[name].dims}")
+    for name in EVENT_VARIABLES:
+        if ds[name].dims != ("event",):
+            raise FlashsyncError(f"variable '{name}' must have dims ('event',), has {ds[name].dims}")
+    labels = [str(c) for c in ds["camera"].values]
+    if len(set(labels)) != len(labels):
+        raise FlashsyncError(f"camera labels must be unique, got {labels}")
+    unknown = sorted(set(map(str, ds["event_camera"].values)) - set(labels))
+    if unknown:
+        raise FlashsyncError(f"events refer to unknown cameras {unknown}")
+    if np.any(ds["height"].values < 1) or np.any(ds["frame_period_ms"].values <= 0):
+        raise FlashsyncError("every camera needs height >= 1 and frame_period_ms > 0")
+    rows = ds["row"].values
+    if np.any(~np.isfinite(rows)) or np.any(~np.isfinite(ds["frame_time_ms"].values)):
+        raise FlashsyncError("event rows and frame times must be finite")
+    if np.any(~(ds["row_sd"].values > 0)):
+        raise FlashsyncError("every event needs row_sd > 0")
+    if not set(np.unique(ds["polarity"].values)) <= {-1, 1}:
+        raise FlashsyncError("polarity must be +1 or -1")
+    bad_edges = set(map(str, np.unique(ds["edge"].values))) - set(EDGE_KINDS)
+    if bad_edges:
+        raise FlashsyncError(f"edge must be one of {EDGE_KINDS}, got {sorted(bad_edges)}")
+    return ds
+
+
+def camera_events(ds: xr.Dataset, camera: str, edge: str | None = "leading") -> xr.Dataset:
+    """The events of one camera (only ``edge`` kind unless ``edge`` is None)."""
+    mask = ds["event_camera"].values == camera
+    if edge is not None:
+        mask &= ds["edge"].values == edge
+    return ds.isel(event=np.flatnonzero(mask))
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` only if it succeeded."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_events(ds: xr.Dataset, path: str | os.PathLike) -> None:
+    """Write an events dataset to netCDF (h5netcdf) atomically."""
+    validate_events(ds)
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+
+
+def load_events(path: str | os.PathLike) -> xr.Dataset:
+    """Read an events dataset written by :func:`save_events`."""
+    if not os.path.exists(path):
+        raise FlashsyncError(f"events file not found: {path}")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as opened:
+            ds = opened.load()
+    except (OSError, ValueError) as error:
+        raise FlashsyncError(f"cannot read events file {path}: {error}") from error
+    for name, dtype in {**CAMERA_VARIABLES, **EVENT_VARIABLES}.items():
+        if name in ds and dtype is str:
+            ds[name] = ds[name].astype(str)
+    if "camera" in ds.coords:
+        ds = ds.assign_coords(camera=ds["camera"].astype(str))
+    return validate_events(ds)
