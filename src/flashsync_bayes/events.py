@@ -54,7 +54,7 @@ def make_events(
 ) -> xr.Dataset:
     """Events dataset from per-camera columns (in ``cameras`` order) and per-event columns.
 
-    ``event_info`` may omit ``flash`` (all -1), ``edge`` ("leading"), ``polarity`` (+1) and
+    Extra per-event columns in ``event_info`` are kept as additional variables. ``event_info`` may omit ``flash`` (all -1), ``edge`` ("leading"), ``polarity`` (+1) and
     ``amplitude`` (NaN). Events are sorted by camera order, then frame time and row.
     """
     n_events = len(np.atleast_1d(event_info.get("frame", [])))
@@ -75,6 +75,8 @@ def make_events(
             raise FlashsyncError(f"event variable '{name}' is missing")
         column = _as_column(values, dtype) if n_events else np.zeros(0, dtype=dtype if dtype is not str else "<U1")
         data_vars[name] = ("event", column)
+    for name in sorted(set(event_info) - set(EVENT_VARIABLES)):
+        data_vars[name] = ("event", np.asarray(event_info[name]))
     camera_labels = _as_column(list(cameras), str) if len(cameras) else np.zeros(0, dtype="<U1")
     ds = xr.Dataset(data_vars, coords={"camera": camera_labels}, attrs=dict(attrs or {}))
     ds = sort_events(ds)
