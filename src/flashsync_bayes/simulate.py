@@ -12,12 +12,21 @@ of the pulse energy (or, for a step, of the window) times the flash amplitude in
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from flashsync_bayes.errors import FlashsyncError
 
@@ -255,3 +264,813 @@ def leading_edges(camera: Camera, flashes: Flashes, kept: np.ndarray) -> dict[st
         ~inside, "outside", np.where(~is_kept, "dropped", np.where(row < camera.height, "stored", "hidden"))
     )
     return {"sensor_frame": sensor_frame, "frame": frame, "row": row, "status": status}
+
+
+def simulate_events(
+    cameras,
+    flashes: Flashes,
+    duration_ms: float,
+    seed: int,
+    *,
+    row_sd: float = 0.15,
+    miss_probability: float = 0.0,
+    n_spurious: int = 0,
+    labels=None,
+):
+    """Event-level simulation: an events dataset of noisy leading edges, without rendering frames.
+
+    Each camera records ``duration_ms`` of its own clock. Every flash whose leading edge lies in
+    stored rows of a stored frame is reported (unless missed with ``miss_probability``) at its true
+    row plus Gaussian noise of ``row_sd`` rows; ``n_spurious`` events per camera land at random
+    frames and rows. The extra event variable ``true_flash`` holds the flash index (-1 spurious).
+    Returns ``(events, kept)`` with ``kept`` the per-camera masks of stored sensor frames.
+    """
+    from flashsync_bayes.events import make_events
+
+    rng = np.random.default_rng(seed)
+    labels = list(labels) if labels is not None else [f"cam{i}" for i in range(len(cameras))]
+    columns = {name: [] for name in ("event_camera", "frame", "frame_time_ms", "row", "row_sd", "true_flash")}
+    info = {name: [] for name in ("path", "width", "height", "frame_period_ms", "n_frames", "rotation_deg")}
+    all_kept = []
+    for label, camera in zip(labels, cameras):
+        kept = sensor_frames_kept(camera, int(np.ceil(duration_ms / camera.frame_period_ms)), rng)
+        all_kept.append(kept)
+        pts_ms = stored_frame_times_ms(camera, kept)
+        edges = leading_edges(camera, flashes, kept)
+        seen = (edges["status"] == "stored") & (rng.random(len(flashes)) >= miss_probability)
+        flash_index = np.flatnonzero(seen)
+        spurious_frame = rng.integers(0, pts_ms.size, n_spurious)
+        frame = np.concatenate([edges["frame"][seen], spurious_frame])
+        true_row = np.concatenate([edges["row"][seen], rng.uniform(0, camera.height - 1, n_spurious)])
+        columns["event_camera"] += [label] * frame.size
+        columns["frame"].append(frame)
+        columns["frame_time_ms"].append(pts_ms[frame])
+        columns["row"].append(true_row + rng.normal(0.0, row_sd, frame.size))
+        columns["row_sd"].append(np.full(frame.size, row_sd))
+        columns["true_flash"].append(np.concatenate([flash_index, np.full(n_spurious, -1)]))
+        for name, value in zip(
+            info, (f"{label}.mp4", camera.width, camera.height, camera.frame_period_ms, pts_ms.size, 0)
+        ):
+            info[name].append(value)
+    event_info = {k: (np.concatenate(v) if k != "event_camera" else v) for k, v in columns.items()}
+    events = make_events(labels, info, event_info, attrs={"simulated": 1})
+    return events, all_kept
+
+
+# --------------------------------------------------------------------------------------------
+# Full frames: a textured scene with moving objects, lit by ambient light and the flashes.
+# --------------------------------------------------------------------------------------------
+
+#: Albedo range of the simulated scene (white is 1).
+ALBEDO_RANGE = (0.15, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """A static textured background and moving objects under slowly varying ambient light.
+
+    Positions are in normalised picture coordinates (``u`` across, ``v`` down, both in [0, 1]), so
+    cameras of any size see the same scene. Every camera of a recording may share one scene.
+
+    Attributes:
+        seed: seed of the background texture, the objects and the ambient phase.
+        ambient: grey levels a white (albedo 1) surface shows under ambient light alone.
+        ambient_variation: relative amplitude of the slow sinusoidal change of ambient light.
+        ambient_period_s: period of that change (s).
+        n_objects: moving discs and rectangles, each with its own albedo and constant velocity.
+        n_blocks: sharp-edged rectangles in the background.
+        max_speed: fastest object speed (picture widths per second).
+    """
+
+    seed: int = 0
+    ambient: float = 90.0
+    ambient_variation: float = 0.03
+    ambient_period_s: float = 5.0
+    n_objects: int = 3
+    n_blocks: int = 6
+    max_speed: float = 0.4
+
+    def __post_init__(self):
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise FlashsyncError(f"scene seed must be a non-negative integer, got {self.seed!r}")
+        if not 0 <= self.ambient <= 255:
+            raise FlashsyncError(f"ambient must lie in [0, 255] grey levels, got {self.ambient}")
+        if not 0 <= self.ambient_variation < 1:
+            raise FlashsyncError(f"ambient_variation must lie in [0, 1), got {self.ambient_variation}")
+        if not self.ambient_period_s > 0:
+            raise FlashsyncError(f"ambient_period_s must be positive, got {self.ambient_period_s}")
+        if self.n_objects < 0 or self.n_blocks < 0 or not self.max_speed >= 0:
+            raise FlashsyncError("n_objects, n_blocks and max_speed must be non-negative")
+
+
+class SceneObjects(NamedTuple):
+    """Moving objects, arrays of shape ``(n_objects,)``, drawn in order (later ones in front).
+
+    Attributes:
+        center_u, center_v: centre at reference time 0 (picture fractions).
+        velocity_u, velocity_v: picture fractions per second; objects wrap around the picture.
+        half_u, half_v: half widths (rectangles) or radii (discs) in picture fractions.
+        albedo: reflectance in ``ALBEDO_RANGE``.
+        is_disc: True for an (elliptical in pixels) disc, False for a rectangle.
+    """
+
+    center_u: np.ndarray
+    center_v: np.ndarray
+    velocity_u: np.ndarray
+    velocity_v: np.ndarray
+    half_u: np.ndarray
+    half_v: np.ndarray
+    albedo: np.ndarray
+    is_disc: np.ndarray
+
+
+class FrameModel(NamedTuple):
+    """Everything :func:`render_frames` needs for one camera, as arrays and scalars (a pytree).
+
+    Attributes:
+        background: static albedo ``(height, width)`` float32.
+        objects: the moving objects.
+        ambient, ambient_variation, ambient_period_s, ambient_phase: ambient light
+            ``ambient * (1 + variation * sin(2π t / period + phase))`` in grey levels, t in reference s.
+        frame_period_ms, line_period_ms, exposure_ms, drift, shift_ms: camera timing (DESIGN §2).
+        noise_sigma: sensor noise standard deviation (grey levels).
+        flash_ms, decay_ms, rise_ms, amplitude: the flashes (see :class:`Flashes`), never empty.
+    """
+
+    background: jnp.ndarray
+    objects: SceneObjects
+    ambient: float
+    ambient_variation: float
+    ambient_period_s: float
+    ambient_phase: float
+    frame_period_ms: float
+    line_period_ms: float
+    exposure_ms: float
+    drift: float
+    shift_ms: float
+    noise_sigma: float
+    flash_ms: jnp.ndarray
+    decay_ms: jnp.ndarray
+    rise_ms: jnp.ndarray
+    amplitude: jnp.ndarray
+
+
+def scene_background(scene: Scene, width: int, height: int) -> np.ndarray:
+    """Static albedo of the scene sampled at pixel centres, ``(height, width)`` float32 in ``ALBEDO_RANGE``.
+
+    Smooth random cosine patterns (a few coarse, some fine texture) plus sharp-edged blocks.
+    """
+    rng = np.random.default_rng([scene.seed, 0])
+    u = (np.arange(width) + 0.5) / width
+    v = (np.arange(height) + 0.5) / height
+    field = np.zeros((height, width))
+    total = 0.0
+    for max_cycles, weight in ((4.0, 1.0), (4.0, 1.0), (4.0, 0.8), (4.0, 0.8), (20.0, 0.3), (40.0, 0.2)):
+        cycles_u, cycles_v = rng.uniform(-max_cycles, max_cycles, 2)
+        phase = rng.uniform(0, 2 * np.pi)
+        field += weight * np.cos(2 * np.pi * (cycles_u * u[None, :] + cycles_v * v[:, None]) + phase)
+        total += weight
+    low, high = ALBEDO_RANGE
+    albedo = low + (high - low) * (0.5 + 0.5 * field / total)
+    for _ in range(scene.n_blocks):
+        u0, v0 = rng.uniform(0, 0.9, 2)
+        u1, v1 = u0 + rng.uniform(0.03, 0.3), v0 + rng.uniform(0.03, 0.3)
+        inside = ((v >= v0) & (v < v1))[:, None] & ((u >= u0) & (u < u1))[None, :]
+        albedo[inside] = rng.uniform(low, high)
+    return albedo.astype(np.float32)
+
+
+def scene_objects(scene: Scene) -> SceneObjects:
+    """The scene's moving objects (random discs and rectangles, constant velocities)."""
+    rng = np.random.default_rng([scene.seed, 1])
+    n = scene.n_objects
+    speed = rng.uniform(0.25, 1.0, n) * scene.max_speed
+    direction = rng.uniform(0, 2 * np.pi, n)
+    is_disc = rng.random(n) < 0.5
+    half_v = rng.uniform(0.05, 0.2, n)
+    half_u = np.where(is_disc, half_v * 9 / 16, rng.uniform(0.03, 0.15, n))
+    return SceneObjects(
+        center_u=rng.uniform(0, 1, n),
+        center_v=rng.uniform(0, 1, n),
+        velocity_u=speed * np.cos(direction),
+        velocity_v=speed * np.sin(direction),
+        half_u=half_u,
+        half_v=half_v,
+        albedo=rng.uniform(*ALBEDO_RANGE, n),
+        is_disc=is_disc,
+    )
+
+
+def frame_model(camera: Camera, flashes: Flashes, scene: Scene) -> FrameModel:
+    """The arrays :func:`render_frames` needs to draw ``camera``'s view of ``scene`` under ``flashes``."""
+    if len(flashes):
+        flash_arrays = (flashes.time_ms, flashes.decay_ms, flashes.rise_ms, flashes.amplitude)
+    else:  # one dark, long-past pulse keeps the arrays non-empty
+        flash_arrays = (np.array([-1e30]), np.ones(1), np.zeros(1), np.zeros(1))
+    phase = float(np.random.default_rng([scene.seed, 2]).uniform(0, 2 * np.pi))
+    objects = SceneObjects(*(jnp.asarray(a) for a in scene_objects(scene)))
+    return FrameModel(
+        jnp.asarray(scene_background(scene, camera.width, camera.height)),
+        objects,
+        float(scene.ambient),
+        float(scene.ambient_variation),
+        float(scene.ambient_period_s),
+        phase,
+        float(camera.frame_period_ms),
+        float(camera.line_period_ms),
+        float(camera.exposure_ms),
+        float(camera.drift),
+        float(camera.shift_ms),
+        float(camera.noise_sigma),
+        *(jnp.asarray(a, dtype=jnp.float64) for a in flash_arrays),
+    )
+
+
+def _wrap(position, half):
+    """Position wrapped into ``[-half, 1 + half)`` so objects leave on one side and re-enter on the other."""
+    return jnp.mod(position + half, 1.0 + 2.0 * half) - half
+
+
+def _scene_albedo(model: FrameModel, time_s):
+    """Albedo of every pixel with objects placed at each row's time, ``(n_frames, height, width)`` float32."""
+    n_rows, n_cols = model.background.shape
+    u = (jnp.arange(n_cols, dtype=jnp.float32) + 0.5) / n_cols
+    v = (jnp.arange(n_rows, dtype=jnp.float32) + 0.5) / n_rows
+    albedo = jnp.broadcast_to(model.background, time_s.shape[:1] + model.background.shape)
+    obj = model.objects
+    for i in range(obj.albedo.shape[0]):
+        center_u = _wrap(obj.center_u[i] + obj.velocity_u[i] * time_s, obj.half_u[i]).astype(jnp.float32)
+        center_v = _wrap(obj.center_v[i] + obj.velocity_v[i] * time_s, obj.half_v[i]).astype(jnp.float32)
+        du = u[None, None, :] - center_u[:, :, None]
+        dv = (v[None, :] - center_v)[:, :, None]
+        half_u = obj.half_u[i].astype(jnp.float32)
+        half_v = obj.half_v[i].astype(jnp.float32)
+        # coverage with a one-pixel soft edge
+        radius = jnp.sqrt((du / half_u) ** 2 + (dv / half_v) ** 2)
+        disc = jnp.clip(0.5 + (1.0 - radius) * half_v * n_rows, 0.0, 1.0)
+        rect = jnp.clip(0.5 + (half_u - jnp.abs(du)) * n_cols, 0.0, 1.0) * jnp.clip(
+            0.5 + (half_v - jnp.abs(dv)) * n_rows, 0.0, 1.0
+        )
+        cover = jnp.where(obj.is_disc[i], disc, rect)
+        albedo = albedo + cover * (obj.albedo[i].astype(jnp.float32) - albedo)
+    return albedo
+
+
+def render_frames(model: FrameModel, noise_key, sensor_frame, *, window: int):
+    """Grey frames of the given sensor frame indices, ``(n_frames, height, width)`` uint8.
+
+    Pure JAX (jit with ``window`` static; :func:`render_chunks` does). A pixel is
+    ``albedo(x, y, t_row) * (ambient(t_row) + flash light of its row) + noise``, where ``t_row``
+    is the reference time of the middle of the row's exposure; the noise of sensor frame ``k``
+    comes from ``fold_in(noise_key, k)``, so frames do not depend on how they are batched.
+    ``window`` bounds the flashes overlapping one frame (see :func:`flash_light`).
+    """
+    n_rows, n_cols = model.background.shape
+    sensor_frame = jnp.asarray(sensor_frame)
+    frame_time_ms = sensor_frame.astype(jnp.float64) * model.frame_period_ms
+    rows = jnp.arange(n_rows, dtype=jnp.float64)
+    middle_ms = frame_time_ms[:, None] + rows[None, :] * model.line_period_ms + 0.5 * model.exposure_ms
+    time_s = (model.drift * middle_ms + model.shift_ms) / 1000.0
+    ambient = model.ambient * (
+        1.0 + model.ambient_variation * jnp.sin(2 * jnp.pi * time_s / model.ambient_period_s + model.ambient_phase)
+    )
+    flash = flash_light(
+        frame_time_ms,
+        model.flash_ms,
+        model.decay_ms,
+        model.rise_ms,
+        model.amplitude,
+        n_rows=n_rows,
+        line_period_ms=model.line_period_ms,
+        exposure_ms=model.exposure_ms,
+        drift=model.drift,
+        shift_ms=model.shift_ms,
+        window=window,
+    )
+    light = (ambient + flash).astype(jnp.float32)
+    albedo = _scene_albedo(model, time_s)
+
+    def frame_noise(k):
+        return jax.random.normal(jax.random.fold_in(noise_key, k), (n_rows, n_cols), dtype=jnp.float32)
+
+    noise = jax.vmap(frame_noise)(sensor_frame)
+    pixel = albedo * light[:, :, None] + jnp.float32(model.noise_sigma) * noise
+    return jnp.clip(jnp.round(pixel), 0, 255).astype(jnp.uint8)
+
+
+_render_frames_jit = jax.jit(render_frames, static_argnames=("window",))
+
+
+def default_chunk_frames(width: int, height: int) -> int:
+    """Frames rendered per batch so that one float32 batch is about 16 MB (1 to 64)."""
+    return int(min(64, max(1, (1 << 22) // (width * height))))
+
+
+def render_chunks(
+    camera: Camera,
+    flashes: Flashes,
+    scene: Scene,
+    sensor_frames,
+    *,
+    noise_seed: int,
+    chunk_frames: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the frames of ``sensor_frames`` (indices, in order) as uint8 arrays ``(n, height, width)``.
+
+    Batches have ``chunk_frames`` frames (the last may be shorter; it is rendered padded so one
+    compilation serves every batch of a camera size). Memory stays bounded for long videos.
+    """
+    sensor_frames = np.asarray(sensor_frames, dtype=np.int64)
+    if sensor_frames.ndim != 1 or sensor_frames.size == 0:
+        return
+    if np.any(sensor_frames < 0):
+        raise FlashsyncError("sensor frame indices must be non-negative")
+    chunk = chunk_frames or default_chunk_frames(camera.width, camera.height)
+    model = frame_model(camera, flashes, scene)
+    window = 1
+    if len(flashes):
+        busiest = _events_per_frame(camera, flashes, sensor_frames * camera.frame_period_ms)
+        window = max(1, 1 << (busiest - 1).bit_length())
+    key = jax.random.key(int(noise_seed) % (1 << 32))
+    n_chunks = -(-sensor_frames.size // chunk)
+
+    def dispatch(i):
+        part = sensor_frames[i * chunk : (i + 1) * chunk]
+        padded = np.concatenate([part, np.full(chunk - part.size, part[-1])])
+        return part.size, _render_frames_jit(model, key, jnp.asarray(padded), window=window)
+
+    pending = dispatch(0)
+    for i in range(1, n_chunks + 1):
+        ahead = dispatch(i) if i < n_chunks else None  # JAX works on the next batch meanwhile
+        size, frames = pending
+        yield np.asarray(frames)[:size]
+        pending = ahead
+
+
+# --------------------------------------------------------------------------------------------
+# Writing videos through ffmpeg, with exact per-frame timestamps read back as truth.
+# --------------------------------------------------------------------------------------------
+
+#: The mp4 timebase is a multiple of this (the usual 90 kHz video clock).
+BASE_TIMESCALE = 90000
+
+
+def _ffmpeg() -> str:
+    """Path of the ffmpeg executable bundled with imageio-ffmpeg."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as error:
+        raise FlashsyncError(f"ffmpeg is not available ({error}); install imageio-ffmpeg") from error
+
+
+def _last_line(text: str) -> str:
+    """Last non-empty line of ffmpeg's output, or a placeholder."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def video_rate(frame_rate: float) -> Fraction:
+    """Exact frame rate for the container, e.g. 30000/1001 for 29.97002997 (denominator <= 1001)."""
+    rate = Fraction(frame_rate).limit_denominator(1001)
+    if rate <= 0 or abs(float(rate) - frame_rate) > 1e-9 * frame_rate:
+        raise FlashsyncError(
+            f"frame rate {frame_rate} is not a simple fraction with denominator <= 1001 (e.g. 30, 30000/1001)"
+        )
+    return rate
+
+
+def video_timescale(rate: Fraction) -> int:
+    """Ticks per second of the mp4 timebase: lcm(90000, numerator), so every ``k * T`` is a whole tick."""
+    timescale = math.lcm(BASE_TIMESCALE, rate.numerator)
+    if timescale >= 1 << 31:
+        raise FlashsyncError(f"frame rate {rate} needs a timescale {timescale} that mp4 cannot store")
+    return timescale
+
+
+def _dropped_expression(dropped: np.ndarray) -> str:
+    """ffmpeg expression that is 1 for frame numbers ``n`` in ``dropped`` and 0 otherwise.
+
+    Runs of consecutive drops become intervals arranged as a balanced binary search tree of
+    ``if(lt(n,a), left, if(gt(n,b), right, 1))``: ffmpeg's ``if`` evaluates lazily, so each frame
+    costs O(log runs) and the nesting depth stays logarithmic (a flat sum of ~100 terms fails).
+    """
+    dropped = np.unique(np.asarray(dropped, dtype=np.int64))
+    if dropped.size == 0:
+        return "0"
+    breaks = np.flatnonzero(np.diff(dropped) > 1)
+    starts = np.concatenate([dropped[:1], dropped[breaks + 1]])
+    ends = np.concatenate([dropped[breaks], dropped[-1:]])
+
+    def tree(lo: int, hi: int) -> str:
+        if lo >= hi:
+            return "0"
+        mid = (lo + hi) // 2
+        return f"if(lt(n,{starts[mid]}),{tree(lo, mid)},if(gt(n,{ends[mid]}),{tree(mid + 1, hi)},1))"
+
+    return tree(0, starts.size)
+
+
+def _container_pts(path: str) -> tuple[np.ndarray, Fraction]:
+    """Sorted presentation timestamps (ticks) of the first video stream and its timebase (s per tick)."""
+    command = [_ffmpeg(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FlashsyncError(f"ffmpeg cannot read back {path}: {_last_line(done.stderr)}")
+    timebase = None
+    ticks = []
+    for line in done.stdout.splitlines():
+        if line.startswith("#tb 0:"):
+            timebase = Fraction(line.split(":", 1)[1].strip())
+        elif line and not line.startswith("#"):
+            ticks.append(int(line.split(",")[2]))
+    if timebase is None or not ticks:
+        raise FlashsyncError(f"ffmpeg found no video frames in {path}")
+    return np.sort(np.array(ticks, dtype=np.int64)), timebase
+
+
+def _run_ffmpeg(arguments: list[str]) -> None:
+    """Run ffmpeg on files (no pipes); FlashsyncError with its last message on failure."""
+    command = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FlashsyncError(f"ffmpeg failed: {_last_line(done.stderr)}")
+
+
+def write_video(
+    path,
+    frame_chunks: Iterable[np.ndarray],
+    kept,
+    *,
+    frame_rate: float,
+    crf: int = 23,
+    preset: str = "medium",
+    rotation_deg: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    description: str | None = None,
+) -> np.ndarray:
+    """Encode stored frames as H.264 mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
+
+    ``frame_chunks`` yields uint8 arrays ``(n, height, width)`` holding the stored frames in order;
+    ``kept`` is the boolean mask over sensor frames (the first must be kept). Sensor frame ``k``
+    gets the timestamp ``k / frame_rate`` exactly (timebase ``1 / video_timescale``); dropped frames
+    leave gaps (variable frame rate). ``rotation_deg`` is written as display-matrix metadata only;
+    frames stay in sensor order. The file appears atomically and only if its timestamps read back
+    as intended.
+    """
+    from flashsync_bayes.events import atomic_write
+
+    path = os.fspath(path)
+    kept = np.asarray(kept, dtype=bool)
+    if kept.ndim != 1 or kept.size == 0 or not kept[0]:
+        raise FlashsyncError("kept must be a non-empty mask over sensor frames whose first frame is kept")
+    if not (isinstance(crf, (int, np.integer)) and 0 <= crf <= 51):
+        raise FlashsyncError(f"crf must be an integer in [0, 51], got {crf!r}")
+    if rotation_deg not in (0, 90, 180, 270):
+        raise FlashsyncError(f"rotation_deg must be 0, 90, 180 or 270, got {rotation_deg!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FlashsyncError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    rate = video_rate(frame_rate)
+    timescale = video_timescale(rate)
+    kept_index = np.flatnonzero(kept)
+    ticks_per_frame = timescale * rate.denominator // rate.numerator
+    expected_ticks = kept_index * ticks_per_frame
+
+    def write(tmp_path: str) -> None:
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp_path), prefix=".tmp-") as work:
+            encoded = os.path.join(work, "encoded.mp4") if rotation_deg else tmp_path
+            script = os.path.join(work, "filter.txt")
+            with open(script, "w") as handle:
+                handle.write(f"select='not({_dropped_expression(np.flatnonzero(~kept))})'")
+            _encode(encoded, frame_chunks, kept_index, rate, timescale, crf, preset, script, progress, description)
+            if rotation_deg:
+                rotate = ["-display_rotation", str(rotation_deg), "-i", encoded, "-c", "copy", "-f", "mp4", tmp_path]
+                _run_ffmpeg(rotate)
+            ticks, timebase = _container_pts(tmp_path)
+            if timebase != Fraction(1, timescale) or ticks.size != expected_ticks.size or np.any(
+                ticks != expected_ticks
+            ):
+                raise FlashsyncError(
+                    f"ffmpeg wrote other timestamps than intended to {path} (timebase {timebase}, "
+                    f"{ticks.size} frames for {expected_ticks.size}); this ffmpeg build is not supported"
+                )
+
+    atomic_write(path, write)
+    return expected_ticks * (1000.0 / timescale)
+
+
+def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script, progress, description) -> None:
+    """Pipe every sensor frame (zeros for dropped ones) into ffmpeg, which drops and encodes them."""
+    height = width = None
+    process = None
+    bar = None
+    written = 0  # sensor frames sent
+    stored = 0  # stored frames consumed
+    with tempfile.TemporaryFile() as log:
+        try:
+            for chunk in frame_chunks:
+                chunk = np.ascontiguousarray(chunk, dtype=np.uint8)
+                if chunk.ndim != 3:
+                    raise FlashsyncError(f"frame batches must be (n, height, width) uint8, got shape {chunk.shape}")
+                if process is None:
+                    _, height, width = chunk.shape
+                    if height % 2 or width % 2:
+                        raise FlashsyncError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}")
+                    command = [
+                        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                        "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
+                        "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
+                        "-/vf", script, "-fps_mode", "passthrough",
+                        "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+                        "-video_track_timescale", str(timescale), "-f", "mp4", path,
+                    ]  # fmt: skip
+                    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+                    if progress:
+                        bar = tqdm(total=int(kept_index[-1]) + 1, desc=description, unit="frame", file=sys.stderr)
+                if chunk.shape[1:] != (height, width):
+                    raise FlashsyncError(
+                        f"frame size changed from {width}x{height} to {chunk.shape[2]}x{chunk.shape[1]}"
+                    )
+                if stored + chunk.shape[0] > kept_index.size:
+                    raise FlashsyncError(f"got more frames than the {kept_index.size} stored frames of kept")
+                blank = bytes(width * height)
+                for frame in chunk:
+                    target = int(kept_index[stored])
+                    for _ in range(target - written):
+                        process.stdin.write(blank)
+                    process.stdin.write(frame.data)
+                    stored += 1
+                    if bar is not None:
+                        bar.update(target + 1 - written)
+                    written = target + 1
+            if process is None or stored != kept_index.size:
+                raise FlashsyncError(f"got {stored} frames for the {kept_index.size} stored frames of kept")
+            process.stdin.close()
+            code = process.wait()
+        except (BrokenPipeError, FlashsyncError) as error:
+            if process is not None:
+                if process.stdin and not process.stdin.closed:
+                    try:
+                        process.stdin.close()
+                    except BrokenPipeError:
+                        pass
+                process.wait()
+                log.seek(0)
+                message = _last_line(log.read().decode(errors="replace"))
+            if isinstance(error, FlashsyncError):
+                raise
+            raise FlashsyncError(f"ffmpeg failed while encoding {path}: {message}") from error
+        finally:
+            if bar is not None:
+                bar.close()
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        if code != 0:
+            log.seek(0)
+            message = _last_line(log.read().decode(errors="replace"))
+            raise FlashsyncError(f"ffmpeg failed while encoding {path}: {message}")
+
+
+# --------------------------------------------------------------------------------------------
+# Random setups, whole recordings and their ground truth.
+# --------------------------------------------------------------------------------------------
+
+
+def _n_sensor_frames(camera: Camera, duration_s: float) -> int:
+    """Sensor frames in ``duration_s`` of the camera's clock (at least one)."""
+    return max(1, math.ceil(duration_s * 1000.0 / camera.frame_period_ms - 1e-9))
+
+
+def random_setup(
+    n_cameras: int,
+    duration_s: float,
+    n_flashes: int,
+    seed: int,
+    width: int = 640,
+    height: int = 360,
+    *,
+    frame_rate: float | Sequence[float] = 30.0,
+    drop_probability: float = 0.0,
+    noise_sigma: float = 2.0,
+    rotate_last: bool = False,
+    max_drift_ppm: float = 50.0,
+    max_shift_ms: float = 3000.0,
+    min_spacing_frames: float = 3.0,
+) -> tuple[list[Camera], Flashes]:
+    """Random cameras and flashes with realistic parameters (FACTS.md); returns ``(cameras, flashes)``.
+
+    Camera 0 defines the reference clock (drift 1, shift 0); the others drift within
+    ±``max_drift_ppm`` and start up to ``max_shift_ms`` (at most a fifth of the duration) earlier
+    or later. Hidden rows are 3-25 % of the stored rows, exposure 2-10 ms. Flashes (decay
+    0.2-1 ms, rise 0-0.05 ms, 30-80 grey levels) fall where every camera records, at least
+    ``min_spacing_frames`` frame periods apart. ``frame_rate`` may be one rate or one per camera
+    (cycled).
+    """
+    if not (isinstance(n_cameras, (int, np.integer)) and n_cameras >= 1):
+        raise FlashsyncError(f"need at least one camera, got {n_cameras!r}")
+    if not (isinstance(n_flashes, (int, np.integer)) and n_flashes >= 0):
+        raise FlashsyncError(f"the number of flashes must be a non-negative integer, got {n_flashes!r}")
+    if not duration_s > 0:
+        raise FlashsyncError(f"duration must be positive, got {duration_s} s")
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise FlashsyncError(f"seed must be a non-negative integer, got {seed!r}")
+    rates = [float(frame_rate)] if np.isscalar(frame_rate) else [float(r) for r in frame_rate]
+    if not rates or min(rates) <= 0:
+        raise FlashsyncError(f"frame rates must be positive, got {frame_rate!r}")
+    rng = np.random.default_rng([seed, 7])
+    duration_ms = duration_s * 1000.0
+    shift_bound_ms = min(max_shift_ms, 0.2 * duration_ms)
+    cameras = []
+    for i in range(n_cameras):
+        rate = rates[i % len(rates)]
+        period_ms = 1000.0 / rate
+        first = i == 0
+        cameras.append(
+            Camera(
+                width=width,
+                height=height,
+                total_rows=int(round(height * rng.uniform(1.03, 1.25))),
+                frame_rate=rate,
+                exposure_ms=float(rng.uniform(2.0, min(10.0, period_ms))),
+                drift=1.0 if first else float(1.0 + rng.uniform(-max_drift_ppm, max_drift_ppm) * 1e-6),
+                shift_ms=0.0 if first else float(rng.uniform(-shift_bound_ms, shift_bound_ms)),
+                drop_probability=drop_probability,
+                noise_sigma=noise_sigma,
+                rotated=rotate_last and i == n_cameras - 1,
+            )
+        )
+    period_ms = max(c.frame_period_ms for c in cameras)
+    start_ms = max(c.shift_ms for c in cameras) + 2 * period_ms
+    end_ms = min(c.shift_ms + c.drift * _n_sensor_frames(c, duration_s) * c.frame_period_ms for c in cameras)
+    end_ms -= 2 * period_ms
+    gap_ms = min_spacing_frames * period_ms
+    free_ms = end_ms - start_ms - max(n_flashes - 1, 0) * gap_ms
+    if n_flashes and free_ms < 0:
+        raise FlashsyncError(
+            f"{n_flashes} flashes {gap_ms:.1f} ms apart do not fit in the {max(end_ms - start_ms, 0):.0f} ms "
+            "that every camera records; use a longer duration or fewer flashes"
+        )
+    time_ms = start_ms + np.sort(rng.uniform(0, max(free_ms, 0.0), n_flashes)) + np.arange(n_flashes) * gap_ms
+    flashes = Flashes(
+        time_ms=time_ms,
+        decay_ms=rng.uniform(0.2, 1.0, n_flashes),
+        rise_ms=rng.uniform(0.0, 0.05, n_flashes),
+        amplitude=rng.uniform(30.0, 80.0, n_flashes),
+    )
+    return cameras, flashes
+
+
+REFERENCE_CLOCK_NOTE = (
+    "Reference time of stored row r (fractional, readout order, frames not auto-rotated) of the frame "
+    "with timestamp pts_ms: t_ref_ms = drift * pts_ms + shift_ms + r * time_per_row_ms, "
+    "time_per_row_ms = drift * frame_period_ms / total_rows. This is the time the row's exposure starts; "
+    "an edge row is where the row's exposure ends at the flash, so flashes_ms = "
+    "drift * (pts_ms + exposure_ms) + shift_ms + row * time_per_row_ms for every edge with a frame. "
+    "flashes_ms are in the reference clock; camera 0 of random_setup runs on it (drift 1, shift 0)."
+)
+
+
+def _camera_truth(
+    name: str, camera: Camera, flashes: Flashes, kept: np.ndarray, pts_ms: np.ndarray, **extra
+) -> dict:
+    """truth.json entry of one written camera (``extra`` items are added as they are)."""
+    rate = video_rate(camera.frame_rate)
+    edges = leading_edges(camera, flashes, kept)
+    timescale = video_timescale(rate)
+    edge_list = []
+    for j in range(len(flashes)):
+        frame = int(edges["frame"][j])
+        edge_list.append(
+            {
+                "flash": j,
+                "frame": frame,
+                "sensor_frame": int(edges["sensor_frame"][j]),
+                "row": float(edges["row"][j]),
+                "status": str(edges["status"][j]),
+                "frame_time_ms": float(pts_ms[frame]) if frame >= 0 else None,
+            }
+        )
+    return {
+        "file": name,
+        "width": camera.width,
+        "height": camera.height,
+        "total_rows": int(camera.total_rows),
+        "frame_rate": f"{rate.numerator}/{rate.denominator}",
+        "frame_period_ms": camera.frame_period_ms,
+        "exposure_ms": camera.exposure_ms,
+        "drift": camera.drift,
+        "drift_ppm": (camera.drift - 1.0) * 1e6,
+        "shift_ms": camera.shift_ms,
+        "time_per_row_ms": camera.time_per_row_ms,
+        "rotation_deg": 180 if camera.rotated else 0,
+        "noise_sigma": camera.noise_sigma,
+        "drop_probability": camera.drop_probability,
+        **extra,
+        "timebase": f"1/{timescale}",
+        "n_sensor_frames": int(kept.size),
+        "n_frames": int(pts_ms.size),
+        "dropped_sensor_frames": [int(k) for k in np.flatnonzero(~kept)],
+        "pts_ms": [float(p) for p in pts_ms],
+        "edges": edge_list,
+    }
+
+
+def simulate_recording(
+    outdir,
+    cameras: Sequence[Camera],
+    flashes: Flashes,
+    duration_s: float,
+    seed: int,
+    crf: int = 23,
+    scene: Scene | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    *,
+    preset: str = "medium",
+) -> dict:
+    """Write ``cam0.mp4, cam1.mp4, ...`` and ``truth.json`` into ``outdir``; returns the truth dict.
+
+    Every camera records ``duration_s`` of its own clock from camera time 0 and sees ``scene``
+    (default ``Scene(seed=seed)``); frame drops and sensor noise follow ``seed``. The truth holds
+    the flashes (reference ms; ``decay_ms`` null marks a step change), each camera's parameters
+    keyed by file name, the read-back pts of every stored frame (ms) and the exact leading edge of
+    every flash (see :data:`REFERENCE_CLOCK_NOTE`). Videos are written one by one, each atomically,
+    and truth.json last.
+    """
+    from flashsync_bayes.events import atomic_write
+
+    cameras = list(cameras)
+    if not cameras or not all(isinstance(c, Camera) for c in cameras):
+        raise FlashsyncError("cameras must be a non-empty list of Camera")
+    if not isinstance(flashes, Flashes):
+        raise FlashsyncError("flashes must be a Flashes instance")
+    if not (isinstance(duration_s, (int, float, np.number)) and math.isfinite(duration_s) and duration_s > 0):
+        raise FlashsyncError(f"duration must be a positive number of seconds, got {duration_s!r}")
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise FlashsyncError(f"seed must be a non-negative integer, got {seed!r}")
+    if not (isinstance(crf, (int, np.integer)) and 0 <= crf <= 51):
+        raise FlashsyncError(f"crf must be an integer in [0, 51], got {crf!r}")
+    for i, camera in enumerate(cameras):
+        if camera.width % 2 or camera.height % 2:
+            raise FlashsyncError(f"camera {i}: H.264 needs even frame sizes, got {camera.width}x{camera.height}")
+    rates = [video_rate(c.frame_rate) for c in cameras]
+    for rate in rates:
+        video_timescale(rate)
+    scene = Scene(seed=seed) if scene is None else scene
+    outdir = os.fspath(outdir)
+    names = [f"cam{i}.mp4" for i in range(len(cameras))]
+    targets = [os.path.join(outdir, name) for name in names + ["truth.json"]]
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not overwrite:
+        raise FlashsyncError(f"{existing[0]} exists; pass overwrite=True (--overwrite) or choose another outdir")
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as error:
+        raise FlashsyncError(f"cannot create output directory {outdir}: {error.strerror}") from error
+
+    truth_cameras = {}
+    for i, (camera, name, rate) in enumerate(zip(cameras, names, rates)):
+        n_sensor = _n_sensor_frames(camera, duration_s)
+        kept = sensor_frames_kept(camera, n_sensor, np.random.default_rng([seed, i, 1]))
+        noise_seed = int(np.random.SeedSequence([seed, i, 2]).generate_state(1)[0])
+        chunks = render_chunks(camera, flashes, scene, np.flatnonzero(kept), noise_seed=noise_seed)
+        pts_ms = write_video(
+            os.path.join(outdir, name),
+            chunks,
+            kept,
+            frame_rate=camera.frame_rate,
+            crf=crf,
+            preset=preset,
+            rotation_deg=180 if camera.rotated else 0,
+            overwrite=overwrite,
+            progress=progress,
+            description=name,
+        )
+        truth_cameras[name] = _camera_truth(name, camera, flashes, kept, pts_ms, noise_seed=noise_seed)
+
+    truth = {
+        "reference_clock": REFERENCE_CLOCK_NOTE,
+        "duration_s": float(duration_s),
+        "seed": int(seed),
+        "crf": int(crf),
+        "flashes_ms": [float(t) for t in flashes.time_ms],
+        "flashes": {
+            "decay_ms": [float(d) if math.isfinite(d) else None for d in flashes.decay_ms],
+            "kind": ["pulse" if math.isfinite(d) else "step" for d in flashes.decay_ms],
+            "rise_ms": [float(r) for r in flashes.rise_ms],
+            "amplitude": [float(a) for a in flashes.amplitude],
+        },
+        "scene": dataclasses.asdict(scene),
+        "cameras": truth_cameras,
+    }
+
+    def write_truth(tmp_path: str) -> None:
+        with open(tmp_path, "w") as handle:
+            json.dump(truth, handle, indent=1)
+            handle.write("\n")
+
+    atomic_write(os.path.join(outdir, "truth.json"), write_truth)
+    return truth

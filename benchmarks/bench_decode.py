@@ -1,0 +1,85 @@
+"""Decode throughput: plain ffmpeg to null vs ``iter_luma`` (full width and width=320).
+
+Usage: ``python benchmarks/bench_decode.py [VIDEO] [--repeat N]``. Without VIDEO a 1280x720,
+10 s, 30 fps H.264 CRF 23 ``testsrc2`` video is written to a temporary directory first.
+Prints the best of N wall-clock times per reader and its ratio to plain ffmpeg decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flashsync_bayes import video
+
+
+def make_test_video(directory: Path) -> str:
+    """Path of a fresh 1280x720, 10 s, 30 fps H.264 CRF 23 test pattern video."""
+    out = directory / "testsrc2_720p.mp4"
+    subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=s=1280x720:r=30:d=10", "-c:v", "libx264", "-crf", "23",
+                    "-pix_fmt", "yuv420p", str(out)], check=True)  # fmt: skip
+    return str(out)
+
+
+def ffmpeg_null(path: str) -> int:
+    """Frames decoded by plain ffmpeg to the null muxer (count not parsed: returns 0)."""
+    subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path,
+                    "-map", "0:V:0", "-f", "null", "-"], check=True)  # fmt: skip
+    return 0
+
+
+def luma_frames(path: str, width: int | None = None) -> int:
+    """Frames streamed by ``iter_luma`` (consumed, not kept)."""
+    return sum(len(chunk) for chunk in video.iter_luma(path, width=width))
+
+
+def best_time(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
+    """Best wall-clock seconds over ``repeat`` runs and the frame count of the last run."""
+    times, frames = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        frames = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), frames
+
+
+def run(path: str, repeat: int) -> None:
+    """Prints probe info and the timing table for ``path``."""
+    info = video.probe(path)
+    n_frames = len(video.frame_times_ms(path))
+    print(f"{path}: {info.width}x{info.height} {info.codec} {info.frame_rate:.3f} fps, {n_frames} frames")
+    readers = {
+        "ffmpeg -f null": lambda: ffmpeg_null(path),
+        "iter_luma": lambda: luma_frames(path),
+        "iter_luma width=320": lambda: luma_frames(path, 320),
+        "frame_times_ms": lambda: len(video.frame_times_ms(path)),
+        "probe": lambda: (video.probe(path), 0)[1],
+    }
+    base = None
+    for name, fn in readers.items():
+        seconds, frames = best_time(fn, repeat)
+        base = base or seconds
+        rate = f"{n_frames / seconds:8.1f} frames/s" if name != "probe" else " " * 17
+        print(f"{name:22s} {seconds:7.3f} s  {rate}  x{seconds / base:5.2f} of ffmpeg -f null")
+
+
+def main() -> None:
+    """Command line entry: benchmark VIDEO or a generated 720p test video."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", nargs="?", help="video file (default: generate a 720p test video)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per reader; the best is reported")
+    args = parser.parse_args()
+    if args.video:
+        run(args.video, args.repeat)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run(make_test_video(Path(tmp)), args.repeat)
+
+
+if __name__ == "__main__":
+    main()

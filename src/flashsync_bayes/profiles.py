@@ -1,0 +1,293 @@
+"""Row profiles, flash scores and sub-row edge fits: pure JAX kernels on plain arrays.
+
+The signal is the *relative change* of each row between consecutive frames. A frame is split into
+``n_blocks`` column blocks; a row's brightness in a block is the block mean. Light added by a flash
+multiplies the ambient light reflected by the scene, so the ratio of a block's brightness in frame
+k and k-1 does not depend on the scene's albedo; the median over blocks ignores moving objects that
+cover less than half of the width. The result, ``change[k, r]``, is ≈ 0 where nothing happened and
+rises like ``G * (1 - exp(-(r - r0)/ρ))`` below a flash's leading edge ``r0`` (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import erfcx, log_ndtr, ndtr
+
+#: Half-width (rows) of the box filters of the step detector.
+STEP_HALF_WIDTH = 4
+#: Rows above / below a candidate leading edge that the sub-row fit looks at.
+FIT_ROWS_ABOVE = 24
+FIT_ROWS_BELOW = 72
+
+
+def block_means(frames, n_blocks: int):
+    """Mean luma of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32.
+
+    Columns beyond the last whole block are ignored.
+    """
+    n, rows, width = frames.shape
+    block = width // n_blocks
+    trimmed = frames[:, :, : block * n_blocks].astype(jnp.float32)
+    return trimmed.reshape(n, rows, n_blocks, block).mean(axis=-1)
+
+
+def relative_change(means, previous_means):
+    """Median over blocks of the relative brightness change from the previous frame, ``(n, rows)``.
+
+    ``means`` are block means ``(n, rows, blocks)``; ``previous_means`` ``(rows, blocks)`` are
+    those of the frame before the first one. One grey level is added to both sides so that black
+    blocks stay finite.
+    """
+    before = jnp.concatenate([previous_means[None], means[:-1]], axis=0)
+    ratio = (means + 1.0) / (before + 1.0) - 1.0
+    return jnp.median(ratio, axis=-1)
+
+
+@partial(jax.jit, static_argnames=("n_blocks",))
+def chunk_changes(frames, previous_means, *, n_blocks: int):
+    """Row changes of a chunk of uint8 frames ``(n, rows, width)``: ``(change (n, rows), last means)``.
+
+    Pass the returned block means of the chunk's last frame as ``previous_means`` of the next chunk;
+    for the very first chunk pass the first frame's own block means (its change is then 0).
+    """
+    means = block_means(frames, n_blocks)
+    return relative_change(means, previous_means), means[-1]
+
+
+def robust_sd(values, axis=-1):
+    """Standard deviation estimated from the median absolute deviation (1.4826 * MAD)."""
+    centre = jnp.median(values, axis=axis, keepdims=True)
+    return 1.4826 * jnp.median(jnp.abs(values - centre), axis=axis)
+
+
+def row_noise(change):
+    """Per-frame noise sd of the row changes from row-to-row differences, ``(n,)``."""
+    return robust_sd(jnp.diff(change, axis=-1)) / jnp.sqrt(2.0)
+
+
+def box_step(change, half_width: int = STEP_HALF_WIDTH):
+    """Mean of ``half_width`` rows from r on minus mean of the ``half_width`` rows above r, ``(n, rows)``.
+
+    Rows within ``half_width`` of the top or bottom get 0.
+    """
+    n, rows = change.shape
+    cumulative = jnp.concatenate([jnp.zeros((n, 1), change.dtype), jnp.cumsum(change, axis=-1)], axis=-1)
+    r = jnp.arange(rows)
+    lo = jnp.clip(r - half_width, 0, rows)
+    hi = jnp.clip(r + half_width, 0, rows)
+    below = (cumulative[:, hi] - cumulative[:, r]) / half_width
+    above = (cumulative[:, r] - cumulative[:, lo]) / half_width
+    inside = (r >= half_width) & (r + half_width <= rows)
+    return jnp.where(inside[None, :], below - above, 0.0)
+
+
+class FrameScores(NamedTuple):
+    """Per-frame step statistics of the row changes.
+
+    Attributes:
+        step: strongest step of either sign (relative brightness), ``(n,)``.
+        row: row of that step (the first row after it), ``(n,)``.
+        noise: noise sd of a single row's change, ``(n,)``.
+        snr: ``|step|`` over the noise sd of a box step, ``(n,)``.
+    """
+
+    step: jax.Array
+    row: jax.Array
+    noise: jax.Array
+    snr: jax.Array
+
+
+@partial(jax.jit, static_argnames=("half_width",))
+def frame_scores(change, half_width: int = STEP_HALF_WIDTH) -> FrameScores:
+    """Strongest row step of every frame and its signal-to-noise ratio."""
+    steps = box_step(change, half_width)
+    row = jnp.argmax(jnp.abs(steps), axis=-1)
+    step = jnp.take_along_axis(steps, row[:, None], axis=-1)[:, 0]
+    noise = row_noise(change)
+    step_noise = noise * jnp.sqrt(2.0 / half_width)
+    snr = jnp.abs(step) / jnp.maximum(step_noise, 1e-12)
+    return FrameScores(step=step, row=row, noise=noise, snr=snr)
+
+
+def flash_threshold(steps, noise, min_snr: float, spread: float):
+    """Step size a flash frame must exceed: the larger of a noise floor and an outlier bound.
+
+    ``min_snr`` times the typical box-step noise, and the median plus ``spread`` robust sds of all
+    frames' steps (most frames hold no flash, so these describe scene motion and lighting drift).
+    """
+    magnitude = jnp.abs(steps)
+    step_noise = jnp.median(noise) * jnp.sqrt(2.0 / STEP_HALF_WIDTH)
+    outlier = jnp.median(magnitude) + spread * robust_sd(magnitude, axis=0)
+    return jnp.maximum(min_snr * step_noise, outlier)
+
+
+# --- sub-row edge model -------------------------------------------------------------------------
+
+
+def blurred_exponential_rise(x, decay_rows, blur_rows):
+    """``1 - exp(-x/ρ)`` for x > 0 (0 before) convolved with a Gaussian of sd ``blur_rows``.
+
+    The ex-Gaussian cumulative distribution ``Φ(z) - exp(-z²/2) · exp(u²/2) Φ(-u)`` with
+    ``z = x/σ`` and ``u = σ/ρ - z``, evaluated through ``erfcx`` (u ≥ 0) or ``log Φ`` (u < 0) so
+    that it stays accurate for any ratio of decay and blur.
+    """
+    z = x / blur_rows
+    u = blur_rows / decay_rows - z
+    u_pos = jnp.maximum(u, 0.0)
+    u_neg = jnp.minimum(u, 0.0)
+    tail_pos = jnp.exp(-0.5 * z * z) * 0.5 * erfcx(u_pos / jnp.sqrt(2.0))
+    tail_neg = jnp.exp(0.5 * (u_neg * u_neg - z * z) + log_ndtr(-u_neg))
+    return ndtr(z) - jnp.where(u >= 0, tail_pos, tail_neg)
+
+
+#: Number of edge-model parameters, see :func:`edge_model`.
+N_EDGE_PARAMS = 7
+#: Largest rise constant as a fraction of the decay constant.
+MAX_RISE_FRACTION = 0.9
+
+
+def pulse_response(x, decay_rows, rise_rows, blur_rows):
+    """Blurred cumulative light of a pulse with rise ``τ`` and decay ``ρ`` (rows), 0 before x = 0.
+
+    ``(ρ B(x; ρ) - τ B(x; τ)) / (ρ - τ)`` with ``B`` the blurred exponential rise.
+    """
+    slow = blurred_exponential_rise(x, decay_rows, blur_rows)
+    fast = blurred_exponential_rise(x, rise_rows, blur_rows)
+    return (decay_rows * slow - rise_rows * fast) / (decay_rows - rise_rows)
+
+
+def edge_model(params, x):
+    """Modelled row change at row offsets ``x``.
+
+    ``params = (base, gain, edge, log ρ, log σ, log e, logit τ/ρ)``: a band that starts at ``edge``,
+    rises with the pulse (decay ρ, rise τ, in rows), is blurred by a Gaussian of sd σ rows (codec,
+    optics), and whose exposure-start side begins ``e`` rows later.
+    """
+    base, gain, edge, log_decay, log_blur, log_extent, rise_logit = params
+    decay, blur, extent = jnp.exp(log_decay), jnp.exp(log_blur), jnp.exp(log_extent)
+    rise = decay * MAX_RISE_FRACTION * jax.nn.sigmoid(rise_logit)
+    start = pulse_response(x - edge, decay, rise, blur)
+    stop = pulse_response(x - edge - extent, decay, rise, blur)
+    return base + gain * (start - stop)
+
+
+class EdgeFit(NamedTuple):
+    """Result of one sub-row edge fit (row offsets relative to the window's anchor row).
+
+    Attributes:
+        params: fitted parameters of :func:`edge_model`, ``(..., N_EDGE_PARAMS)``.
+        edge_sd: standard deviation of ``edge`` (rows), inflated for correlated residuals.
+        trailing: offset of the exposure-start side ``edge + e`` (rows), where the band's rows
+            began their exposure after the flash; beyond the window it is only extrapolated.
+        trailing_sd: its standard deviation (rows).
+        residual_sd: sd of the fit residuals (relative brightness).
+        converged: whether the final step was small.
+    """
+
+    params: jax.Array
+    edge_sd: jax.Array
+    trailing: jax.Array
+    trailing_sd: jax.Array
+    residual_sd: jax.Array
+    converged: jax.Array
+
+
+def _fit_one(y, weight, x, init, free, iterations: int):
+    """Levenberg-Marquardt fit of :func:`edge_model` to one window; returns ``(EdgeFit, cost)``."""
+
+    def residuals(p):
+        return weight * (edge_model(p, x) - y)
+
+    def cost(p):
+        r = residuals(p)
+        return jnp.sum(r * r)
+
+    jacobian = jax.jacfwd(residuals)
+
+    def step(_, state):
+        p, damping, current = state
+        J = jacobian(p)
+        JtJ = J.T @ J
+        scaled = JtJ + damping * jnp.diag(jnp.diag(JtJ) + 1e-12) + jnp.diag(1.0 - free)
+        delta = free * jnp.clip(-jnp.linalg.solve(scaled, J.T @ residuals(p)), -2.0, 2.0)
+        candidate = p + delta
+        candidate_cost = cost(candidate)
+        better = jnp.isfinite(candidate_cost) & (candidate_cost < current)
+        return (
+            jnp.where(better, candidate, p),
+            jnp.where(better, damping / 3.0, damping * 4.0),
+            jnp.where(better, candidate_cost, current),
+        )
+
+    p, damping, final_cost = jax.lax.fori_loop(0, iterations, step, (init, 1e-2, cost(init)))
+    r = residuals(p)
+    J = jacobian(p) * free[None, :]
+    dof = jnp.maximum(jnp.sum(weight > 0) - jnp.sum(free), 1)
+    residual_var = final_cost / dof
+    # Neighbouring rows share codec blur and scene structure: inflate for lag-1 correlation.
+    lag1 = jnp.clip(jnp.sum(r[1:] * r[:-1]) / jnp.maximum(jnp.sum(r * r), 1e-30), 0.0, 0.9)
+    inflation = (1.0 + lag1) / (1.0 - lag1)
+    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * inflation
+    extent = jnp.exp(p[5])
+    trailing_gradient = jnp.zeros(p.size).at[2].set(1.0).at[5].set(extent)
+    fit = EdgeFit(
+        params=p,
+        edge_sd=jnp.sqrt(jnp.maximum(covariance[2, 2], 0.0)),
+        trailing=p[2] + extent,
+        trailing_sd=jnp.sqrt(jnp.maximum(trailing_gradient @ covariance @ trailing_gradient, 0.0)),
+        residual_sd=jnp.sqrt(residual_var),
+        converged=damping < 1e3,
+    )
+    return fit, final_cost
+
+
+def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
+    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``; keep the lowest cost."""
+    fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None))(y, weight, x, starts, free, iterations)
+    best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
+    return jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
+
+
+@partial(jax.jit, static_argnames=("iterations", "fit_rise"))
+def fit_edges(windows, weights, iterations: int = 60, fit_rise: bool = True) -> EdgeFit:
+    """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
+
+    ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
+    window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
+    ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
+    Without ``fit_rise`` the pulse is taken to rise instantly.
+    """
+    x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
+    starts = jax.vmap(initial_edge_params)(windows, weights)
+    starts = starts if fit_rise else starts.at[..., 6].set(-30.0)
+    free = jnp.ones(N_EDGE_PARAMS).at[6].set(1.0 if fit_rise else 0.0)
+    return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, None, None))(windows, weights, x, starts, free, iterations)
+
+
+def initial_edge_params(window, weight):
+    """Starting points ``(2, N_EDGE_PARAMS)`` for one window: band end inside and beyond the window."""
+    x = jnp.arange(window.shape[-1]) - FIT_ROWS_ABOVE
+    above = (x < -3) & (weight > 0)
+    base = jnp.sum(jnp.where(above, window, 0.0)) / jnp.maximum(jnp.sum(above), 1)
+    signal = window - base
+    below = (x >= -3) & (weight > 0)
+    peak_index = jnp.argmax(jnp.where(below, signal, -jnp.inf))
+    gain = jnp.maximum(signal[peak_index], 1e-6)
+    onset = jnp.min(jnp.where(below & (signal >= 0.1 * gain), x, 0))
+    half = jnp.min(jnp.where(below & (signal >= 0.5 * gain), x, FIT_ROWS_BELOW))
+    decay = jnp.maximum(half - onset, 0.5) / jnp.log(2.0)
+    past_peak = below & (x > x[peak_index]) & (signal < 0.5 * gain)
+    fall = jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW))
+    extent_inside = jnp.maximum(fall - onset, 2.0)
+    extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
+    common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]
+    return jnp.stack(
+        [
+            jnp.stack(common + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
+            jnp.stack(common + [jnp.log(extent_beyond), jnp.asarray(-3.0)]),
+        ]
+    )
