@@ -23,6 +23,8 @@ from flashsync_bayes.events import atomic_write, make_events
 
 #: Bumped whenever the cached row changes would come out differently.
 PROFILE_FORMAT = 1
+#: Rows within which an opposite step in the next frame counts as the same pulse's return.
+RETURN_ROWS = 16
 #: Frames scored per JAX call (a fixed shape, so scoring compiles once per frame height).
 SCORE_BATCH = 256
 
@@ -39,6 +41,9 @@ class DetectorSettings:
         spread: ... and the median of all frames' steps by this many robust sds of them.
         quiet_fraction: rows above a leading edge may change by at most this fraction of its gain.
         max_row_sd: edges whose fitted position is less certain than this (rows) are dropped.
+        row_sd_floor: rows added in quadrature to every edge's sd for what a fit cannot see:
+            lossy codecs shift edges by a fraction of a row (x264 CRF 23: about 0.3 rows RMS)
+            with residuals that still look clean. Use 0 for raw or lossless video.
     """
 
     n_blocks: int = 16
@@ -48,6 +53,7 @@ class DetectorSettings:
     spread: float = 12.0
     quiet_fraction: float = 0.25
     max_row_sd: float = 3.0
+    row_sd_floor: float = 0.2
 
     def profile_key(self) -> dict:
         """Settings that change the cached row changes."""
@@ -171,8 +177,8 @@ def _edge_candidates(change: np.ndarray, candidates: np.ndarray, threshold: floa
             if anchor is None:
                 continue
             is_return = any(
-                f == k - 1 and p == -sign and abs(a - anchor) <= 2 * profiles.STEP_HALF_WIDTH
-                for f, a, p in accepted[-2:]
+                f == k - 1 and p == -sign and abs(a - anchor) <= RETURN_ROWS
+                for f, a, p in accepted[-4:]
             )
             if not is_return:
                 accepted.append((int(k), anchor, sign))
@@ -196,6 +202,32 @@ def _bucket(n: int) -> int:
     return max(8, 1 << (n - 1).bit_length())
 
 
+def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, floor_rows: float):
+    """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
+
+    The codec and optics blur rows the same way in every frame of a video, while a single edge
+    cannot tell blur from the pulse's shape well. With three or more edges each is fitted freely
+    first; the final fit fixes the blur at the median of those, and the spread of the edge over
+    the 10-90 % range of the blurs joins its sd. ``floor_rows`` is added in quadrature.
+    """
+    n, size = windows.shape[0], _bucket(windows.shape[0])
+    pad = ((0, size - n), (0, 0))
+    windows = jnp.asarray(np.pad(windows, pad))
+    weights = jnp.asarray(np.pad(weights, pad, constant_values=1.0))
+    free = profiles.fit_edges(windows, weights)
+    spread = np.zeros(size)
+    fit = free
+    if n >= 3:
+        low, mid, high = np.quantile(np.exp(np.asarray(free.params)[:n, 4]), [0.1, 0.5, 0.9])
+        fits = [profiles.fit_edges(windows, weights, jnp.full(size, blur)) for blur in (low, mid, high)]
+        fit = fits[1]
+        spread = np.std([np.asarray(f.params)[:, 2] for f in fits], axis=0)
+    params = np.asarray(fit.params)[:n]
+    edge_sd = np.sqrt(np.asarray(fit.edge_sd)[:n] ** 2 + spread[:n] ** 2 + floor_rows**2)
+    trailing_sd = np.sqrt(np.asarray(fit.trailing_sd)[:n] ** 2 + spread[:n] ** 2 + floor_rows**2)
+    return params, edge_sd, np.asarray(fit.trailing)[:n], trailing_sd
+
+
 def find_edges(change: np.ndarray, settings: DetectorSettings) -> dict[str, np.ndarray]:
     """Leading (and, where visible, trailing) edges in row changes ``(n_frames, rows)``.
 
@@ -212,13 +244,9 @@ def find_edges(change: np.ndarray, settings: DetectorSettings) -> dict[str, np.n
     if not frames.size:
         return empty
     windows, weights = _fit_windows(change, frames, anchors, polarity)
-    n, size = frames.size, _bucket(frames.size)
-    pad = ((0, size - n), (0, 0))
-    fit = profiles.fit_edges(jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0)))
-    params, edge_sd = np.asarray(fit.params)[:n], np.asarray(fit.edge_sd)[:n]
-    trailing, trailing_sd = np.asarray(fit.trailing)[:n], np.asarray(fit.trailing_sd)[:n]
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, settings.row_sd_floor)
     row = anchors + params[:, 2]
-    good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (row < change.shape[1])
+    good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (row < change.shape[1]) & (params[:, 1] > 0)
     lead = {
         "frame": frames[good],
         "row": row[good],

@@ -196,6 +196,22 @@ class EdgeFit(NamedTuple):
     converged: jax.Array
 
 
+#: Residual autocorrelation lags summed for the variance inflation of an edge fit.
+RESIDUAL_LAGS = 8
+
+
+def correlation_inflation(residuals):
+    """Variance inflation ``1 + 2 Σ_k ρ_k`` (lags 1..RESIDUAL_LAGS) for correlated fit residuals.
+
+    Neighbouring rows share codec blur and scene structure, so residuals are not independent;
+    negative autocorrelations are ignored, which keeps the inflation at least 1.
+    """
+    power = jnp.maximum(jnp.sum(residuals * residuals), 1e-30)
+    lags = jnp.arange(1, RESIDUAL_LAGS + 1)
+    shifted = jax.vmap(lambda k: jnp.sum(residuals * jnp.roll(residuals, k) * (jnp.arange(residuals.size) >= k)))(lags)
+    return 1.0 + 2.0 * jnp.sum(jnp.maximum(shifted / power, 0.0))
+
+
 def _fit_one(y, weight, x, init, free, iterations: int):
     """Levenberg-Marquardt fit of :func:`edge_model` to one window; returns ``(EdgeFit, cost)``."""
 
@@ -228,10 +244,7 @@ def _fit_one(y, weight, x, init, free, iterations: int):
     J = jacobian(p) * free[None, :]
     dof = jnp.maximum(jnp.sum(weight > 0) - jnp.sum(free), 1)
     residual_var = final_cost / dof
-    # Neighbouring rows share codec blur and scene structure: inflate for lag-1 correlation.
-    lag1 = jnp.clip(jnp.sum(r[1:] * r[:-1]) / jnp.maximum(jnp.sum(r * r), 1e-30), 0.0, 0.9)
-    inflation = (1.0 + lag1) / (1.0 - lag1)
-    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * inflation
+    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * correlation_inflation(r)
     extent = jnp.exp(p[5])
     trailing_gradient = jnp.zeros(p.size).at[2].set(1.0).at[5].set(extent)
     fit = EdgeFit(
@@ -253,18 +266,22 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
 
 
 @partial(jax.jit, static_argnames=("iterations", "fit_rise"))
-def fit_edges(windows, weights, iterations: int = 60, fit_rise: bool = True) -> EdgeFit:
+def fit_edges(windows, weights, blur_rows=None, iterations: int = 60, fit_rise: bool = False) -> EdgeFit:
     """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
 
     ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
     window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
     ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
-    Without ``fit_rise`` the pulse is taken to rise instantly.
+    Without ``fit_rise`` the pulse is taken to rise instantly. ``blur_rows`` (one per window),
+    when given, fixes the blur instead of fitting it.
     """
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
     starts = jax.vmap(initial_edge_params)(windows, weights)
     starts = starts if fit_rise else starts.at[..., 6].set(-30.0)
     free = jnp.ones(N_EDGE_PARAMS).at[6].set(1.0 if fit_rise else 0.0)
+    if blur_rows is not None:
+        starts = starts.at[..., 4].set(jnp.log(blur_rows)[:, None])
+        free = free.at[4].set(0.0)
     return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, None, None))(windows, weights, x, starts, free, iterations)
 
 

@@ -859,13 +859,14 @@ def random_setup(
     max_drift_ppm: float = 50.0,
     max_shift_ms: float = 3000.0,
     min_spacing_frames: float = 3.0,
+    max_rise_ms: float = 0.0,
 ) -> tuple[list[Camera], Flashes]:
     """Random cameras and flashes with realistic parameters (FACTS.md); returns ``(cameras, flashes)``.
 
     Camera 0 defines the reference clock (drift 1, shift 0); the others drift within
     ±``max_drift_ppm`` and start up to ``max_shift_ms`` (at most a fifth of the duration) earlier
     or later. Hidden rows are 3-25 % of the stored rows, exposure 2-10 ms. Flashes (decay
-    0.2-1 ms, rise 0-0.05 ms, 30-80 grey levels) fall where every camera records, at least
+    0.2-1 ms, rise 0-``max_rise_ms``, 30-80 grey levels) fall where every camera records, at least
     ``min_spacing_frames`` frame periods apart. ``frame_rate`` may be one rate or one per camera
     (cycled).
     """
@@ -917,7 +918,7 @@ def random_setup(
     flashes = Flashes(
         time_ms=time_ms,
         decay_ms=rng.uniform(0.2, 1.0, n_flashes),
-        rise_ms=rng.uniform(0.0, 0.05, n_flashes),
+        rise_ms=rng.uniform(0.0, max_rise_ms, n_flashes),
         amplitude=rng.uniform(30.0, 80.0, n_flashes),
     )
     return cameras, flashes

@@ -1,0 +1,111 @@
+"""Time the model fits: NUTS (compile included, then warm) and Laplace/lsq, for two problem sizes.
+
+Run: ``python benchmarks/bench_model.py [--sizes 4x20 16x200] [--samples 1000]``. Each size runs
+in a fresh process so that compile times are cold; prints one line per (size, method).
+Targets on 2 CPU cores, 4 cameras x 20 flashes: NUTS <= 15 s, Laplace <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+
+def simulated_events(n_cameras: int, n_flashes: int, seed: int = 0):
+    """Matched events of ``n_cameras`` cameras with mixed rasters and frame rates seeing ``n_flashes`` flashes."""
+    import numpy as np
+
+    from flashsync_bayes.simulate import Camera, Flashes, simulate_events
+
+    rng = np.random.default_rng(seed)
+    heights = (720, 1080, 480, 360)
+    rates = (30.0, 25.0, 29.97, 60.0, 24.0, 50.0)
+    cameras = [
+        Camera(
+            height=heights[i % len(heights)],
+            frame_rate=rates[i % len(rates)],
+            exposure_ms=4.0,
+            drift=1.0 + rng.uniform(-1e-4, 1e-4),
+            shift_ms=rng.uniform(-20_000.0, 20_000.0),
+        )
+        for i in range(n_cameras)
+    ]
+    duration = 60_000.0 + 3_000.0 * n_flashes
+    times = np.sort(rng.uniform(25_000.0, duration - 25_000.0, n_flashes))
+    events, _ = simulate_events(cameras, Flashes(times, 0.5, 0.0, 100.0), duration, seed)
+    events["flash"] = events["true_flash"]
+    return events
+
+
+def run_size(n_cameras: int, n_flashes: int, samples: int) -> list[dict]:
+    """Timings (s) of each method for one size, in this process."""
+    import warnings
+
+    from flashsync_bayes.model import fit
+
+    events = simulated_events(n_cameras, n_flashes)
+    rows = []
+    for method in ("lsq", "laplace", "bayes"):
+        times = []
+        for seed in range(2):
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fit(events, method=method, seed=seed, num_warmup=samples // 2, num_samples=samples)
+            times.append(time.perf_counter() - start)
+        diagnostics = result.diagnostics() if method == "bayes" else {}
+        rows.append(
+            {
+                "size": f"{n_cameras}x{n_flashes}",
+                "edges": int(result.idata.observed_data.sizes["event"]),
+                "method": method,
+                "first_s": round(times[0], 2),
+                "repeat_s": round(times[1], 2),
+                "ess_bulk_min": round(diagnostics.get("ess_bulk_min", float("nan")), 1),
+                "residual_rms_ms": round(result.residual_rms_ms, 4),
+            }
+        )
+    return rows
+
+
+def main(argv=None) -> None:
+    """Run each size in its own process and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["4x20", "16x200"])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        n_cameras, n_flashes = map(int, args.one.split("x"))
+        start = time.perf_counter()
+        import flashsync_bayes.model  # noqa: F401  (import cost reported separately)
+        import flashsync_bayes.result  # noqa: F401
+
+        imported = time.perf_counter() - start
+        rows = run_size(n_cameras, n_flashes, args.samples)
+        for row in rows:
+            row["import_s"] = round(imported, 2)
+        print(json.dumps(rows))
+        return
+    print(f"{'size':>7} {'edges':>6} {'method':>8} {'first fit s':>12} {'repeat s':>9} {'ESS min':>8} {'rms ms':>8}")
+    for size in args.sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", size, "--samples", str(args.samples)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = json.loads(out.stdout.strip().splitlines()[-1])
+        for row in rows:
+            print(
+                f"{row['size']:>7} {row['edges']:>6} {row['method']:>8} {row['first_s']:>12.2f} {row['repeat_s']:>9.2f} "
+                f"{row['ess_bulk_min']:>8} {row['residual_rms_ms']:>8}"
+            )
+        print(f"{'':>7} (imports {rows[0]['import_s']:.2f} s, not included; first fit includes compilation)")
+
+
+if __name__ == "__main__":
+    main()
