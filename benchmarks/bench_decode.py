@@ -1,4 +1,9 @@
-"""Decode throughput: plain ffmpeg to null vs ``iter_luma`` (full width and width=320).
+"""Decode and profile throughput: plain ffmpeg to null vs ``iter_luma`` and row-change extraction.
+
+Row-change extraction (``detect.compute_changes``, the per-frame work of flash detection) is
+timed at full width and with ffmpeg shrinking frames to 320 columns; ``detect_events`` adds the
+timestamps and the edge fits. Ratios are against plain ffmpeg decoding of the same file in the
+same run (target for 1280x720 H.264: at most 1.5).
 
 Usage: ``python benchmarks/bench_decode.py [VIDEO] [--repeat N]``. Without VIDEO a 1280x720,
 10 s, 30 fps H.264 CRF 23 ``testsrc2`` video is written to a temporary directory first.
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flashsync_bayes import video
+from flashsync_bayes.detect import DetectorSettings, compute_changes, detect_events
 
 
 def make_test_video(directory: Path) -> str:
@@ -57,6 +63,9 @@ def run(path: str, repeat: int) -> None:
         "ffmpeg -f null": lambda: ffmpeg_null(path),
         "iter_luma": lambda: luma_frames(path),
         "iter_luma width=320": lambda: luma_frames(path, 320),
+        "row changes": lambda: len(compute_changes(path, DetectorSettings(), progress=False)),
+        "row changes width=320": lambda: len(compute_changes(path, DetectorSettings(width=320), progress=False)),
+        "detect_events": lambda: detect_events([path], progress=False).sizes["event"],
         "frame_times_ms": lambda: len(video.frame_times_ms(path)),
         "probe": lambda: (video.probe(path), 0)[1],
     }

@@ -35,7 +35,8 @@ class DetectorSettings:
 
     Attributes:
         n_blocks: column blocks whose median makes a row's change robust to moving objects.
-        width: let ffmpeg shrink frames to this many columns first (rows are never resampled).
+        width: let ffmpeg shrink wider frames to this many columns first (an area average, as
+            the block means are; rows are never resampled); None keeps the stored width.
         chunk_frames: frames decoded and processed per step (bounds memory).
         min_snr: a flash step must exceed this many noise sds of a box step.
         spread: ... and the median of all frames' steps by this many robust sds of them.
@@ -47,7 +48,7 @@ class DetectorSettings:
     """
 
     n_blocks: int = 16
-    width: int | None = None
+    width: int | None = 256
     chunk_frames: int = 32
     min_snr: float = 10.0
     spread: float = 12.0
@@ -80,7 +81,8 @@ def _cache_path(path: str, settings: DetectorSettings, cache_dir: str) -> str:
 def compute_changes(path: str, settings: DetectorSettings, progress: bool = True) -> np.ndarray:
     """Row changes ``(n_frames, height)`` float32 of every decoded frame (the first frame's are 0)."""
     info = video.probe(path)
-    chunks = video.iter_luma(path, chunk_frames=settings.chunk_frames, width=settings.width)
+    width = None if settings.width is None else min(settings.width, info.width)
+    chunks = video.prefetch(video.iter_luma(path, chunk_frames=settings.chunk_frames, width=width))
     out, previous = [], None
     with tqdm(desc=os.path.basename(path), unit="frame", disable=not progress, leave=False) as bar:
         for chunk in chunks:

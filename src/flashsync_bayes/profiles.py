@@ -35,6 +35,39 @@ def block_means(frames, n_blocks: int):
     return trimmed.reshape(n, rows, n_blocks, block).mean(axis=-1)
 
 
+def merge_exchange_pairs(n: int) -> list[tuple[int, int]]:
+    """Compare-exchange pairs of Batcher's merge-exchange sorting network for ``n`` items.
+
+    Knuth, TAOCP vol. 3, Algorithm 5.2.2M; valid for any n.
+    """
+    pairs: list[tuple[int, int]] = []
+    if n < 2:
+        return pairs
+    t = (n - 1).bit_length()
+    p = 1 << (t - 1)
+    while p > 0:
+        q, r, d = 1 << (t - 1), 0, p
+        while True:
+            pairs += [(i, i + d) for i in range(n - d) if i & p == r]
+            if q == p:
+                break
+            d, q, r = q - p, q // 2, p
+        p //= 2
+    return pairs
+
+
+def median_last_axis(values):
+    """Median over the (short, static) last axis through a sorting network of min/max operations.
+
+    Much faster than a sort on CPU for the few blocks of a row; same result as ``jnp.median``.
+    """
+    columns = [values[..., i] for i in range(values.shape[-1])]
+    for i, j in merge_exchange_pairs(len(columns)):
+        columns[i], columns[j] = jnp.minimum(columns[i], columns[j]), jnp.maximum(columns[i], columns[j])
+    n = len(columns)
+    return 0.5 * (columns[(n - 1) // 2] + columns[n // 2])
+
+
 def relative_change(means, previous_means):
     """Median over blocks of the relative brightness change from the previous frame, ``(n, rows)``.
 
@@ -44,7 +77,7 @@ def relative_change(means, previous_means):
     """
     before = jnp.concatenate([previous_means[None], means[:-1]], axis=0)
     ratio = (means + 1.0) / (before + 1.0) - 1.0
-    return jnp.median(ratio, axis=-1)
+    return median_last_axis(ratio)
 
 
 @partial(jax.jit, static_argnames=("n_blocks",))

@@ -24,7 +24,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import queue
 import subprocess
+import threading
 import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
@@ -338,3 +340,47 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> I
                 raise FlashsyncError(f"ffmpeg stopped inside a frame of {info.path}; does the frame size change?")
         finally:
             _stop(proc)
+
+
+def prefetch(chunks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """Items of ``chunks`` read ahead (up to ``depth``) in a background thread.
+
+    Decoding (ffmpeg and the pipe) then overlaps with the caller's work on earlier chunks.
+    Errors reach the caller; stopping early closes ``chunks`` (and so reaps ffmpeg).
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as error:  # handed to the consumer
+            items.put(error)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+            items.put(done)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                items.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
