@@ -38,6 +38,7 @@ class DetectorSettings:
         width: let ffmpeg shrink wider frames to this many columns first (an area average, as
             the block means are; rows are never resampled); None keeps the stored width.
         chunk_frames: frames decoded and processed per step (bounds memory).
+        min_step: a flash must change a row's brightness by at least this fraction (0.01 = 1 %).
         min_snr: a flash step must exceed this many noise sds of a box step.
         spread: ... and the median of all frames' steps by this many robust sds of them.
         quiet_fraction: rows above a leading edge may change by at most this fraction of its gain.
@@ -50,6 +51,7 @@ class DetectorSettings:
     n_blocks: int = 16
     width: int | None = 256
     chunk_frames: int = 32
+    min_step: float = 0.01
     min_snr: float = 10.0
     spread: float = 12.0
     quiet_fraction: float = 0.25
@@ -145,9 +147,12 @@ def score_frames(change: np.ndarray) -> profiles.FrameScores:
     return profiles.FrameScores(*(np.concatenate(column) for column in zip(*parts)))
 
 
-def _leading_edge_anchor(change_row: np.ndarray, polarity: int, threshold: float, settings) -> int | None:
-    """Row just below the topmost strong step of ``polarity`` if the rows above it are quiet, else None."""
-    steps = polarity * np.asarray(profiles.box_step(jnp.asarray(change_row[None])))[0]
+def _leading_edge_anchor(change_row: np.ndarray, polarity: int, threshold: float, half_width: int, settings):
+    """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
+
+    None when there is no such step or the rows above it changed too (the band started earlier).
+    """
+    steps = polarity * np.asarray(profiles.box_step(jnp.asarray(change_row[None]), half_width))[0]
     strong = np.flatnonzero(steps > 0.5 * threshold)
     if strong.size == 0:
         return None
@@ -155,18 +160,22 @@ def _leading_edge_anchor(change_row: np.ndarray, polarity: int, threshold: float
     run_end = first
     while run_end + 1 < steps.size and steps[run_end + 1] > 0.5 * threshold:
         run_end += 1
-    anchor = first + int(np.argmax(steps[first : run_end + 1]))
-    quiet_rows = change_row[max(anchor - profiles.FIT_ROWS_ABOVE, 0) : max(anchor - 2 * profiles.STEP_HALF_WIDTH, 0)]
-    if quiet_rows.size < profiles.STEP_HALF_WIDTH:
+    run = steps[first : run_end + 1]
+    anchor = first + int(np.argmax(run >= 0.5 * run.max()))
+    sharp = profiles.STEP_HALF_WIDTHS[0]
+    quiet_rows = change_row[max(anchor - profiles.FIT_ROWS_ABOVE, 0) : max(anchor - 2 * sharp, 0)]
+    if quiet_rows.size < sharp:
         return None  # the band starts at the top: its edge lies in hidden rows or the frame before
-    gain = polarity * np.median(change_row[anchor : anchor + 2 * profiles.STEP_HALF_WIDTH])
+    gain = polarity * np.median(change_row[anchor : anchor + 2 * half_width])
     if gain <= 0 or np.abs(np.median(quiet_rows)) > settings.quiet_fraction * gain:
         return None
     return int(anchor)
 
 
-def _edge_candidates(change: np.ndarray, candidates: np.ndarray, threshold: float, settings):
+def _edge_candidates(change: np.ndarray, candidates: np.ndarray, thresholds: np.ndarray, settings):
     """``(frames, anchors, polarity)`` of leading-edge candidates in the candidate frames.
+
+    Each frame is searched at the box half-widths in turn (sharp first) with their ``thresholds``.
 
     A pulse lights rows below its edge in one frame and leaves them in the next: the next frame's
     change then shows an opposite step at the same row with quiet rows above. That return is part
@@ -175,7 +184,11 @@ def _edge_candidates(change: np.ndarray, candidates: np.ndarray, threshold: floa
     accepted: list[tuple[int, int, int]] = []
     for k in candidates:
         for sign in (1, -1):
-            anchor = _leading_edge_anchor(change[k], sign, threshold, settings)
+            anchor = None
+            for half_width, threshold in zip(profiles.STEP_HALF_WIDTHS, thresholds):
+                anchor = _leading_edge_anchor(change[k], sign, threshold, half_width, settings)
+                if anchor is not None:
+                    break
             if anchor is None:
                 continue
             is_return = any(
@@ -197,6 +210,17 @@ def _fit_windows(change: np.ndarray, frames: np.ndarray, anchors: np.ndarray, po
     inside = (rows >= 0) & (rows < change.shape[1])
     values = change[frames[:, None], np.clip(rows, 0, change.shape[1] - 1)] * polarity[:, None]
     return np.where(inside, values, 0.0), inside.astype(np.float64)
+
+
+def _centred_anchors(change: np.ndarray, frames: np.ndarray, anchors: np.ndarray, polarity: np.ndarray):
+    """Anchors moved to the nearest row of a first free edge fit, so every window sits alike on its edge."""
+    windows, weights = _fit_windows(change, frames, anchors, polarity)
+    n, size = frames.size, _bucket(frames.size)
+    pad = ((0, size - n), (0, 0))
+    fit = profiles.fit_edges(jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0)))
+    offset = np.asarray(fit.params)[:n, 2]
+    offset = np.where(np.isfinite(offset), np.clip(offset, -profiles.FIT_ROWS_ABOVE, profiles.FIT_ROWS_BELOW), 0.0)
+    return np.clip(anchors + np.round(offset).astype(np.int64), 0, change.shape[1] - 1)
 
 
 def _bucket(n: int) -> int:
@@ -240,11 +264,12 @@ def find_edges(change: np.ndarray, settings: DetectorSettings) -> dict[str, np.n
     if change.shape[0] < 2:
         return empty
     scores = score_frames(change)
-    threshold = float(profiles.flash_threshold(scores.step, scores.noise, settings.min_snr, settings.spread))
-    candidates = np.flatnonzero(np.abs(scores.step) > threshold)
-    frames, anchors, polarity = _edge_candidates(change, candidates, threshold, settings)
+    thresholds = np.asarray(profiles.flash_thresholds(scores.step, scores.noise, settings.min_snr, settings.spread, settings.min_step))
+    candidates = np.flatnonzero(np.any(np.abs(scores.step) > thresholds, axis=1))
+    frames, anchors, polarity = _edge_candidates(change, candidates, thresholds, settings)
     if not frames.size:
         return empty
+    anchors = _centred_anchors(change, frames, anchors, polarity)
     windows, weights = _fit_windows(change, frames, anchors, polarity)
     params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, settings.row_sd_floor)
     row = anchors + params[:, 2]
@@ -258,7 +283,7 @@ def find_edges(change: np.ndarray, settings: DetectorSettings) -> dict[str, np.n
         "edge": np.full(good.sum(), "leading"),
     }
     trail_row = anchors + trailing
-    in_window = trailing < profiles.FIT_ROWS_BELOW - 2 * profiles.STEP_HALF_WIDTH
+    in_window = trailing < profiles.FIT_ROWS_BELOW - 2 * profiles.STEP_HALF_WIDTHS[0]
     seen = good & in_window & (trail_row < change.shape[1] - 2) & (trailing_sd < settings.max_row_sd)
     trail = {
         "frame": frames[seen],

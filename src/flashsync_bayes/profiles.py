@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
-#: Half-width (rows) of the box filters of the step detector.
-STEP_HALF_WIDTH = 4
+#: Half-widths (rows) of the box filters of the step detector: sharp edges, then slow rises.
+STEP_HALF_WIDTHS = (4, 16)
 #: Rows above / below a candidate leading edge that the sub-row fit looks at.
 FIT_ROWS_ABOVE = 24
 FIT_ROWS_BELOW = 72
@@ -102,7 +102,7 @@ def row_noise(change):
     return robust_sd(jnp.diff(change, axis=-1)) / jnp.sqrt(2.0)
 
 
-def box_step(change, half_width: int = STEP_HALF_WIDTH):
+def box_step(change, half_width: int):
     """Mean of ``half_width`` rows from r on minus mean of the ``half_width`` rows above r, ``(n, rows)``.
 
     Rows within ``half_width`` of the top or bottom get 0.
@@ -119,43 +119,43 @@ def box_step(change, half_width: int = STEP_HALF_WIDTH):
 
 
 class FrameScores(NamedTuple):
-    """Per-frame step statistics of the row changes.
+    """Per-frame step statistics of the row changes, one column per box half-width.
 
     Attributes:
-        step: strongest step of either sign (relative brightness), ``(n,)``.
-        row: row of that step (the first row after it), ``(n,)``.
+        step: strongest box step of either sign (relative brightness), ``(n, n_widths)``.
+        row: row of that step (the first row below it), ``(n, n_widths)``.
         noise: noise sd of a single row's change, ``(n,)``.
-        snr: ``|step|`` over the noise sd of a box step, ``(n,)``.
     """
 
     step: jax.Array
     row: jax.Array
     noise: jax.Array
-    snr: jax.Array
 
 
-@partial(jax.jit, static_argnames=("half_width",))
-def frame_scores(change, half_width: int = STEP_HALF_WIDTH) -> FrameScores:
-    """Strongest row step of every frame and its signal-to-noise ratio."""
-    steps = box_step(change, half_width)
-    row = jnp.argmax(jnp.abs(steps), axis=-1)
-    step = jnp.take_along_axis(steps, row[:, None], axis=-1)[:, 0]
-    noise = row_noise(change)
-    step_noise = noise * jnp.sqrt(2.0 / half_width)
-    snr = jnp.abs(step) / jnp.maximum(step_noise, 1e-12)
-    return FrameScores(step=step, row=row, noise=noise, snr=snr)
+@jax.jit
+def frame_scores(change) -> FrameScores:
+    """Strongest row step of every frame at each of :data:`STEP_HALF_WIDTHS`, and its noise."""
+    steps, rows = [], []
+    for half_width in STEP_HALF_WIDTHS:
+        box = box_step(change, half_width)
+        row = jnp.argmax(jnp.abs(box), axis=-1)
+        steps.append(jnp.take_along_axis(box, row[:, None], axis=-1)[:, 0])
+        rows.append(row)
+    return FrameScores(step=jnp.stack(steps, -1), row=jnp.stack(rows, -1), noise=row_noise(change))
 
 
-def flash_threshold(steps, noise, min_snr: float, spread: float):
-    """Step size a flash frame must exceed: the larger of a noise floor and an outlier bound.
+def flash_thresholds(steps, noise, min_snr: float, spread: float, min_step: float):
+    """Step size, per box half-width ``(n_widths,)``, that a flash frame must exceed.
 
-    ``min_snr`` times the typical box-step noise, and the median plus ``spread`` robust sds of all
-    frames' steps (most frames hold no flash, so these describe scene motion and lighting drift).
+    The largest of ``min_step``, ``min_snr`` times the typical noise of a box step, and the median
+    plus ``spread`` robust sds of all frames' steps (most frames hold no flash, so these describe
+    scene motion, lighting drift and codec noise).
     """
     magnitude = jnp.abs(steps)
-    step_noise = jnp.median(noise) * jnp.sqrt(2.0 / STEP_HALF_WIDTH)
-    outlier = jnp.median(magnitude) + spread * robust_sd(magnitude, axis=0)
-    return jnp.maximum(min_snr * step_noise, outlier)
+    widths = jnp.asarray(STEP_HALF_WIDTHS, dtype=magnitude.dtype)
+    step_noise = jnp.median(noise) * jnp.sqrt(2.0 / widths)
+    outlier = jnp.median(magnitude, axis=0) + spread * robust_sd(magnitude, axis=0)
+    return jnp.maximum(jnp.maximum(min_snr * step_noise, outlier), min_step)
 
 
 # --- sub-row edge model -------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def fit_edges(windows, weights, blur_rows=None, iterations: int = 60, fit_rise: 
 
 
 def initial_edge_params(window, weight):
-    """Starting points ``(2, N_EDGE_PARAMS)`` for one window: band end inside and beyond the window."""
+    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside or beyond it, or a step."""
     x = jnp.arange(window.shape[-1]) - FIT_ROWS_ABOVE
     above = (x < -3) & (weight > 0)
     base = jnp.sum(jnp.where(above, window, 0.0)) / jnp.maximum(jnp.sum(above), 1)
@@ -335,9 +335,13 @@ def initial_edge_params(window, weight):
     extent_inside = jnp.maximum(fall - onset, 2.0)
     extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
     common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]
+    # a step of light (or a pulse much longer than the exposure) is the limit of a very slow rise
+    slow_decay = 100.0 * FIT_ROWS_BELOW
+    slow = [base, gain * slow_decay / extent_inside, onset - 0.5, jnp.log(slow_decay), jnp.log(0.7)]
     return jnp.stack(
         [
             jnp.stack(common + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
             jnp.stack(common + [jnp.log(extent_beyond), jnp.asarray(-3.0)]),
+            jnp.stack(slow + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
         ]
     )

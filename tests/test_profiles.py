@@ -1,0 +1,146 @@
+"""Profile-level tests of the row-change kernels and the sub-row edge fit, against exact truth."""
+
+import numpy as np
+import jax.numpy as jnp
+import pytest
+from hypothesis import given, strategies as st
+
+from flashsync_bayes import detect, profiles
+from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges, stored_frame_times_ms
+
+PROFILE_ROWS = 360  # one stored-row count for all examples: JAX compiles once
+AMBIENT = 90.0
+
+
+def test_sorting_network_median_matches_numpy():
+    rng = np.random.default_rng(0)
+    for n in range(1, 20):
+        values = rng.normal(size=(7, 5, n))
+        np.testing.assert_allclose(profiles.median_last_axis(jnp.asarray(values)), np.median(values, axis=-1))
+
+
+def test_blurred_exponential_rise_matches_numerical_convolution():
+    x = np.linspace(-8, 30, 39)
+    for decay, blur in [(5.0, 1.0), (0.3, 2.0), (80.0, 0.5), (1e-6, 1.0), (4.0, 1e-3)]:
+        u = np.linspace(-12 * blur, 12 * blur, 48001)
+        kernel = np.exp(-0.5 * (u / blur) ** 2)
+        kernel /= kernel.sum()
+        shifted = x[:, None] - u[None, :]
+        step = np.where(shifted > 0, 1.0 - np.exp(-np.maximum(shifted, 0) / decay), 0.0)
+        expected = step @ kernel
+        np.testing.assert_allclose(profiles.blurred_exponential_rise(x, decay, blur), expected, atol=2e-4)
+
+
+def test_relative_change_ignores_albedo_and_a_minority_of_moving_blocks():
+    rng = np.random.default_rng(1)
+    albedo = rng.uniform(0.2, 1.0, size=(40, 64))
+    before = AMBIENT * albedo
+    gain = np.linspace(0.0, 0.5, 40)[:, None]
+    after = before * (1.0 + gain)
+    after[:, :24] = rng.uniform(20, 200, size=(40, 24))  # 6 of 16 blocks disturbed
+    frames = jnp.asarray(np.stack([before, after]).astype(np.float32))
+    means = profiles.block_means(frames, 16)
+    change = profiles.relative_change(means[1:], means[0])[0]
+    plain = (before + 1.0) * (1.0 + gain) / (before + 1.0) - 1.0  # the +1 grey keeps black finite
+    assert np.all(np.abs(np.asarray(change) - np.median(plain, axis=1)) < 0.02)
+
+
+def ideal_change(camera: Camera, flashes: Flashes, n_frames: int = 24):
+    """Row changes of a noise-free camera: flash light over ambient, frame by frame."""
+    kept = np.ones(n_frames, bool)
+    light = camera_flash_light(camera, flashes, stored_frame_times_ms(camera, kept))
+    level = 1.0 + light / AMBIENT
+    change = np.zeros_like(level)
+    change[1:] = level[1:] / level[:-1] - 1.0
+    return change, leading_edges(camera, flashes, kept)
+
+
+def blurred(profile, blur_rows):
+    """Rows convolved with a Gaussian of sd ``blur_rows`` (edges padded)."""
+    if blur_rows < 0.05:
+        return profile
+    offsets = np.arange(-int(4 * blur_rows) - 1, int(4 * blur_rows) + 2)
+    kernel = np.exp(-0.5 * (offsets / blur_rows) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(profile, ((0, 0), (offsets.size // 2, offsets.size // 2)), mode="edge")
+    return np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+
+
+@given(
+    edge_fraction=st.floats(0.1, 0.8),
+    decay_ms=st.floats(0.1, 2.0),
+    amplitude=st.floats(15.0, 90.0),
+    noise=st.floats(0.0, 0.01),
+    blur_rows=st.floats(0.0, 2.0),
+    exposure_ms=st.floats(2.0, 20.0),
+    seed=st.integers(0, 2**16),
+)
+def test_sub_row_edge_error_is_bounded_and_reported_honestly(
+    edge_fraction, decay_ms, amplitude, noise, blur_rows, exposure_ms, seed
+):
+    camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=exposure_ms)
+    # place the edge of a flash in frame 12 at the wanted row
+    edge_row = edge_fraction * PROFILE_ROWS
+    flash_ms = 12 * camera.frame_period_ms + exposure_ms + edge_row * camera.line_period_ms
+    flashes = Flashes(time_ms=[flash_ms], decay_ms=[decay_ms], rise_ms=[0.0], amplitude=[amplitude])
+    change, truth = ideal_change(camera, flashes)
+    assert truth["status"][0] == "stored" and truth["frame"][0] == 12
+    rng = np.random.default_rng(seed)
+    observed = blurred(change, blur_rows) + rng.normal(0.0, noise, change.shape)
+    edges = detect.find_edges(observed.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    lead = np.flatnonzero((edges["edge"] == "leading") & (edges["frame"] == 12))
+    assert lead.size == 1, edges
+    error = edges["row"][lead[0]] - truth["row"][0]
+    row_sd = edges["row_sd"][lead[0]]
+    assert row_sd < 1.5
+    assert abs(error) <= 4 * row_sd + 0.02
+    if noise <= 0.002:
+        assert abs(error) < 0.3
+    assert edges["polarity"][lead[0]] == 1
+    # nothing is reported in the frame where the pulse's light leaves again
+    assert np.sum(edges["edge"] == "leading") == 1
+
+
+def test_band_starting_at_the_top_is_not_an_edge_at_row_zero():
+    camera = Camera(height=PROFILE_ROWS, total_rows=400, exposure_ms=4.0)
+    # edge in the hidden rows of frame 1: the band begins at the top of frame 2
+    flash_ms = camera.frame_period_ms + 4.0 + 380 * camera.line_period_ms
+    flashes = Flashes(time_ms=[flash_ms], decay_ms=[0.8], rise_ms=[0.0], amplitude=[60.0])
+    change, truth = ideal_change(camera, flashes)
+    assert truth["status"][0] == "hidden"
+    assert change[2, 0] > 0.05  # the top rows of frame 2 are lit
+    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings())
+    assert not np.any(edges["edge"] == "leading")
+
+
+def test_band_wrapping_into_the_next_frame_is_one_edge_at_the_bottom():
+    camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=30.0)
+    flash_ms = camera.frame_period_ms + 30.0 + 330.5 * camera.line_period_ms
+    flashes = Flashes(time_ms=[flash_ms], decay_ms=[1.5], rise_ms=[0.0], amplitude=[60.0])
+    change, truth = ideal_change(camera, flashes)
+    assert change[2, :20].mean() > 0.05  # the band continues at the top of the next frame
+    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    lead = edges["edge"] == "leading"
+    assert edges["frame"][lead].tolist() == [1]
+    assert edges["row"][lead][0] == pytest.approx(truth["row"][0], abs=0.1)
+
+
+def test_step_change_of_light_gives_one_rising_and_one_falling_edge():
+    camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=8.0)
+    on_ms = camera.frame_period_ms + 8.0 + 100.25 * camera.line_period_ms
+    off_ms = 4 * camera.frame_period_ms + 8.0 + 200.75 * camera.line_period_ms
+    flashes = Flashes(time_ms=[on_ms, off_ms], decay_ms=np.inf, rise_ms=0.0, amplitude=[40.0, -40.0])
+    change, truth = ideal_change(camera, flashes)
+    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    lead = np.flatnonzero(edges["edge"] == "leading")
+    assert edges["frame"][lead].tolist() == [1, 4]
+    assert edges["polarity"][lead].tolist() == [1, -1]
+    np.testing.assert_allclose(edges["row"][lead], truth["row"], atol=0.15)
+
+
+def test_no_flash_gives_no_edges():
+    rng = np.random.default_rng(3)
+    change = rng.normal(0, 0.003, (50, PROFILE_ROWS)).astype(np.float32)
+    change += np.linspace(0, 0.002, 50)[:, None]  # slow lighting drift
+    edges = detect.find_edges(change, detect.DetectorSettings())
+    assert edges["frame"].size == 0
