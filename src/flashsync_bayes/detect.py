@@ -151,6 +151,8 @@ def _leading_edge_anchor(change_row: np.ndarray, polarity: int, threshold: float
     """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
 
     None when there is no such step or the rows above it changed too (the band started earlier).
+    A step too close to the top to see quiet rows above it comes back as ``-anchor - 1``: its band
+    may start inside the frame or in the hidden rows before it, which only the edge fit can tell.
     """
     steps = polarity * np.asarray(profiles.box_step(jnp.asarray(change_row[None]), half_width))[0]
     strong = np.flatnonzero(steps > 0.5 * threshold)
@@ -164,18 +166,21 @@ def _leading_edge_anchor(change_row: np.ndarray, polarity: int, threshold: float
     anchor = first + int(np.argmax(run >= 0.5 * run.max()))
     sharp = profiles.STEP_HALF_WIDTHS[0]
     quiet_rows = change_row[max(anchor - profiles.FIT_ROWS_ABOVE, 0) : max(anchor - 2 * sharp, 0)]
-    if quiet_rows.size < sharp:
-        return None  # the band starts at the top: its edge lies in hidden rows or the frame before
     gain = polarity * np.median(change_row[anchor : anchor + 2 * half_width])
-    if gain <= 0 or np.abs(np.median(quiet_rows)) > settings.quiet_fraction * gain:
+    if gain <= 0:
+        return None
+    if quiet_rows.size < sharp:
+        return -int(anchor) - 1  # at the top: the fit must show that the band starts inside the frame
+    if np.abs(np.median(quiet_rows)) > settings.quiet_fraction * gain:
         return None
     return int(anchor)
 
 
 def _edge_candidates(change: np.ndarray, candidates: np.ndarray, thresholds: np.ndarray, settings):
-    """``(frames, anchors, polarity)`` of leading-edge candidates in the candidate frames.
+    """``(frames, anchors, polarity, at_top)`` of leading-edge candidates in the candidate frames.
 
-    Each frame is searched at the box half-widths in turn (sharp first) with their ``thresholds``.
+    Each frame is searched at the box half-widths in turn (sharp first) with their ``thresholds``;
+    ``at_top`` marks candidates without quiet rows above them (see :func:`_leading_edge_anchor`).
 
     A pulse lights rows below its edge in one frame and leaves them in the next: the next frame's
     change then shows an opposite step at the same row with quiet rows above. That return is part
@@ -192,15 +197,15 @@ def _edge_candidates(change: np.ndarray, candidates: np.ndarray, thresholds: np.
             if anchor is None:
                 continue
             is_return = any(
-                f == k - 1 and p == -sign and abs(a - anchor) <= RETURN_ROWS
+                f == k - 1 and p == -sign and abs(max(a, -a - 1) - max(anchor, -anchor - 1)) <= RETURN_ROWS
                 for f, a, p in accepted[-4:]
             )
             if not is_return:
                 accepted.append((int(k), anchor, sign))
-    frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted)) if accepted else (
-        np.zeros(0, np.int64),
-    ) * 3
-    return frames, anchors, polarity
+    if not accepted:
+        return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),)
+    frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted))
+    return frames, np.where(anchors < 0, -anchors - 1, anchors), polarity, anchors < 0
 
 
 def _fit_windows(change: np.ndarray, frames: np.ndarray, anchors: np.ndarray, polarity: np.ndarray):
@@ -228,13 +233,14 @@ def _bucket(n: int) -> int:
     return max(8, 1 << (n - 1).bit_length())
 
 
-def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, floor_rows: float):
+def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, pool: np.ndarray, floor_rows: float):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
 
     The codec and optics blur rows the same way in every frame of a video, while a single edge
-    cannot tell blur from the pulse's shape well. With three or more edges each is fitted freely
-    first; the final fit fixes the blur at the median of those, and the spread of the edge over
-    the 10-90 % range of the blurs joins its sd. ``floor_rows`` is added in quadrature.
+    cannot tell blur from the pulse's shape well. With three or more edges in ``pool`` (a mask)
+    each is fitted freely first; the final fit fixes the blur at the median of those, and the
+    spread of the edge over the 10-90 % range of their blurs joins its sd. ``floor_rows`` is
+    added in quadrature.
     """
     n, size = windows.shape[0], _bucket(windows.shape[0])
     pad = ((0, size - n), (0, 0))
@@ -243,8 +249,8 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, floor_rows: 
     free = profiles.fit_edges(windows, weights)
     spread = np.zeros(size)
     fit = free
-    if n >= 3:
-        low, mid, high = np.quantile(np.exp(np.asarray(free.params)[:n, 4]), [0.1, 0.5, 0.9])
+    if np.sum(pool) >= 3:
+        low, mid, high = np.quantile(np.exp(np.asarray(free.params)[:n, 4][pool]), [0.1, 0.5, 0.9])
         fits = [profiles.fit_edges(windows, weights, jnp.full(size, blur)) for blur in (low, mid, high)]
         fit = fits[1]
         spread = np.std([np.asarray(f.params)[:, 2] for f in fits], axis=0)
@@ -266,14 +272,16 @@ def find_edges(change: np.ndarray, settings: DetectorSettings) -> dict[str, np.n
     scores = score_frames(change)
     thresholds = np.asarray(profiles.flash_thresholds(scores.step, scores.noise, settings.min_snr, settings.spread, settings.min_step))
     candidates = np.flatnonzero(np.any(np.abs(scores.step) > thresholds, axis=1))
-    frames, anchors, polarity = _edge_candidates(change, candidates, thresholds, settings)
+    frames, anchors, polarity, at_top = _edge_candidates(change, candidates, thresholds, settings)
     if not frames.size:
         return empty
     anchors = _centred_anchors(change, frames, anchors, polarity)
     windows, weights = _fit_windows(change, frames, anchors, polarity)
-    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, settings.row_sd_floor)
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, ~at_top, settings.row_sd_floor)
     row = anchors + params[:, 2]
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (row < change.shape[1]) & (params[:, 1] > 0)
+    quiet_above = np.abs(params[:, 0]) < settings.quiet_fraction * params[:, 1]
+    good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     lead = {
         "frame": frames[good],
         "row": row[good],

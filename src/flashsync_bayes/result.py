@@ -67,7 +67,9 @@ class SyncResult:
             {name: (("chain", "draw"), np.asarray(value)) for name, value in sample_stats.items()}, coords=coords
         )
         event = np.arange(problem.row.size)
-        loglik = xr.Dataset({"row": (("chain", "draw", "event"), np.asarray(log_likelihood))}, coords=coords | {"event": event})
+        loglik = xr.Dataset(
+            {"row": (("chain", "draw", "event"), np.asarray(log_likelihood))}, coords=coords | {"event": event}
+        )
         observed = xr.Dataset({"row": ("event", problem.row)}, coords={"event": event})
         constant = xr.Dataset(
             {
@@ -159,7 +161,7 @@ class SyncResult:
     # -- questions ------------------------------------------------------------------------------
 
     def parameters(self) -> xr.Dataset:
-        """Per-camera posterior mean and sd of drift, shift_ms, time_per_row_ms, total_rows, sigma_ms (Dataset over camera)."""
+        """Dataset over camera: mean and ``*_sd`` of drift, shift_ms, time_per_row_ms, total_rows, sigma_ms."""
         post = self.idata.posterior
         out = {}
         for name in ("drift", "shift_ms", "time_per_row_ms", "total_rows", "sigma_ms"):
@@ -279,10 +281,8 @@ class SyncResult:
         if chains == 1:
             # one chain: compare its halves (split R-hat needs at least two chains in ArviZ)
             half = data.sizes["draw"] // 2
-            data = xr.concat(
-                [data.isel(draw=slice(0, half)), data.isel(draw=slice(half, 2 * half)).assign_coords(draw=np.arange(half))],
-                dim="chain",
-            ).assign_coords(chain=[0, 1])
+            second = data.isel(draw=slice(half, 2 * half)).assign_coords(draw=np.arange(half))
+            data = xr.concat([data.isel(draw=slice(0, half)), second], dim="chain").assign_coords(chain=[0, 1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rhat = az.rhat(data)
@@ -310,7 +310,10 @@ class SyncResult:
     # -- output ---------------------------------------------------------------------------------
 
     def to_json(self, paths: Mapping[str, str] | Sequence[str] | None = None) -> dict:
-        """The DESIGN §6 JSON dict; camera keys are ``paths`` (by camera label, or a list in camera order; default the events' paths)."""
+        """The DESIGN §6 JSON dict (plain types); camera keys are the paths as given.
+
+        ``paths`` maps camera labels to paths, or lists them in camera order; default: the events' paths.
+        """
         if paths is None:
             names = list(self.metadata["paths"])
         elif isinstance(paths, Mapping):

@@ -1,0 +1,101 @@
+"""Flash detection on encoded simulator videos (H.264 CRF 23), against the simulator's truth."""
+
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from flashsync_bayes import detect
+from flashsync_bayes.detect import DetectorSettings, detect_events
+from flashsync_bayes.events import load_events, save_events
+from flashsync_bayes.simulate import Camera, Flashes, random_setup, simulate_recording
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """Two 640x360 cameras (one rotated, both dropping frames), 5 s, 6 flashes, moving objects."""
+    outdir = tmp_path_factory.mktemp("recording")
+    cameras, flashes = random_setup(2, 5.0, 6, seed=11, drop_probability=0.03, rotate_last=True)
+    truth = simulate_recording(outdir, cameras, flashes, 5.0, seed=11, progress=False)
+    paths = [str(outdir / name) for name in truth["cameras"]]
+    events = detect_events(paths, labels=list(truth["cameras"]), progress=False)
+    return truth, paths, events
+
+
+def matched_edges(truth, events):
+    """``(errors, row_sds, n_missed, n_false)`` of detected leading edges against the truth."""
+    errors, sds, missed, false = [], [], 0, 0
+    for name, camera in truth["cameras"].items():
+        mine = events.isel(event=np.flatnonzero((events["event_camera"].values == name) & (events["edge"].values == "leading")))
+        used = set()
+        for edge in camera["edges"]:
+            if edge["status"] != "stored":
+                continue
+            hit = np.flatnonzero(mine["frame"].values == edge["frame"])
+            if hit.size != 1:
+                missed += 1
+                continue
+            used.add(int(hit[0]))
+            errors.append(float(mine["row"].values[hit[0]]) - edge["row"])
+            sds.append(float(mine["row_sd"].values[hit[0]]))
+            assert mine["frame_time_ms"].values[hit[0]] == pytest.approx(camera["pts_ms"][edge["frame"]], abs=1e-6)
+        false += mine.sizes["event"] - len(used)
+    return np.array(errors), np.array(sds), missed, false
+
+
+def test_every_flash_is_found_once_with_sub_row_accuracy(recording):
+    truth, _, events = recording
+    errors, sds, missed, false = matched_edges(truth, events)
+    assert missed == 0 and false == 0
+    assert errors.size >= 8
+    assert np.sqrt(np.mean(errors**2)) <= 0.4
+    assert np.max(np.abs(errors)) <= 1.0
+    assert np.mean(np.abs(errors) <= 2 * sds) >= 0.8
+
+
+def test_events_carry_camera_facts_and_round_trip(recording, tmp_path):
+    truth, paths, events = recording
+    assert list(events["camera"].values) == list(truth["cameras"])
+    assert list(events["path"].values) == paths
+    for name, camera in truth["cameras"].items():
+        info = events.sel(camera=name)
+        assert int(info["rotation_deg"]) == camera["rotation_deg"]
+        assert int(info["n_frames"]) == len(camera["pts_ms"])
+        assert int(info["height"]) == camera["height"]
+        assert float(info["clock_period_ms"]) == pytest.approx(camera["frame_period_ms"], rel=1e-9)
+    save_events(events, tmp_path / "events.nc")
+    xr.testing.assert_identical(load_events(tmp_path / "events.nc"), events)
+
+
+def test_video_without_flashes_gives_no_events(tmp_path):
+    camera = Camera(width=320, height=180)
+    no_flashes = Flashes(time_ms=np.zeros(0), decay_ms=np.zeros(0), rise_ms=np.zeros(0), amplitude=np.zeros(0))
+    simulate_recording(tmp_path, [camera], no_flashes, 3.0, seed=2, progress=False)
+    events = detect_events([str(tmp_path / "cam0.mp4")], progress=False)
+    assert events.sizes["event"] == 0
+    assert events.sizes["camera"] == 1
+
+
+def test_profile_cache_is_reused_and_invalidated(recording, tmp_path, monkeypatch):
+    _, paths, events = recording
+    cache = tmp_path / "cache"
+    first = detect_events(paths[:1], cache_dir=str(cache), progress=False)
+    files = sorted(os.listdir(cache))
+    assert len(files) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the cache is valid")
+
+    monkeypatch.setattr(detect, "compute_changes", no_decoding)
+    again = detect_events(paths[:1], cache_dir=str(cache), progress=False)
+    xr.testing.assert_identical(first, again)
+    monkeypatch.undo()
+    detect_events(paths[:1], DetectorSettings(n_blocks=8), cache_dir=str(cache), progress=False)
+    assert len(os.listdir(cache)) == 2  # other profile settings: a new cache entry
+    stat = os.stat(paths[0])
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    detect_events(paths[:1], cache_dir=str(cache), progress=False)
+    assert len(os.listdir(cache)) == 3  # a changed video is not served from the old entry
