@@ -7,7 +7,11 @@ Every error a user can cause (bad arguments, bad files, a failed step) ends as o
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+
+import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
 
@@ -65,6 +69,142 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_existing(paths, overwrite: bool) -> None:
+    """Raise unless every output path is new (or ``overwrite`` is set): nothing is lost silently."""
+    for path in paths:
+        if path and os.path.exists(path) and not overwrite:
+            raise FlashsyncError(f"{path} exists; choose another name or pass --overwrite")
+
+
+def _cache_dir(args: argparse.Namespace, *outputs) -> str | None:
+    """Profile cache directory: --cache-dir, else beside the first output, else none."""
+    if args.no_cache:
+        return None
+    if args.cache_dir:
+        return args.cache_dir
+    first = next((o for o in outputs if o), None)
+    return os.path.join(os.path.dirname(os.path.abspath(first)), ".flashsync-cache") if first else None
+
+
+def _known_facts(pairs: list[str], what: str) -> dict[str, float]:
+    """``{video: value}`` from ``VIDEO=VALUE`` arguments."""
+    facts = {}
+    for pair in pairs or []:
+        video, sep, value = pair.rpartition("=")
+        try:
+            facts[video] = float(value)
+        except ValueError:
+            video = ""
+        if not sep or not video:
+            raise FlashsyncError(f"--{what} takes VIDEO=NUMBER, got '{pair}'")
+    return facts
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    from flashsync_bayes.events import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    """``flashsync detect``: write the events dataset of the flashes seen in each video."""
+    from flashsync_bayes.detect import DetectorSettings, detect_events
+    from flashsync_bayes.events import save_events
+
+    _refuse_existing([args.output], args.overwrite)
+    settings = DetectorSettings(width=None if args.full_width else DetectorSettings().width)
+    events = detect_events(
+        args.videos, settings, cache_dir=_cache_dir(args, args.output), progress=not args.no_progress
+    )
+    save_events(events, args.output)
+    for camera in events["camera"].values:
+        mine = events["event_camera"].values == camera
+        leading = int(np.sum(mine & (events["edge"].values == "leading")))
+        print(f"{camera}: {leading} flash edges ({int(np.sum(mine)) - leading} trailing)")
+    print(f"events: {args.output}")
+    return 0
+
+
+def _print_parameters(result) -> None:
+    """The per-camera table of a synchronization: offset, drift, total rows, time per row, each ± sd."""
+    table = result.parameters()
+    header = f"{'camera':<28} {'offset ms':>22} {'drift ppm':>16} {'total rows':>16} {'time/row us':>18}"
+    print(header)
+    for camera in result.cameras:
+        row = table.sel(camera=camera)
+        print(
+            f"{camera:<28} {float(row.shift_ms):>12.3f} ± {float(row.shift_ms_sd):<7.3f}"
+            f" {1e6 * (float(row.drift) - 1):>7.2f} ± {1e6 * float(row.drift_sd):<6.2f}"
+            f" {float(row.total_rows):>7.1f} ± {float(row.total_rows_sd):<6.1f}"
+            f" {1e3 * float(row.time_per_row_ms):>8.3f} ± {1e3 * float(row.time_per_row_ms_sd):<7.3f}"
+        )
+    print(
+        f"reference {result.reference}, method {result.method}, {result.n_flashes} flashes, "
+        f"residual RMS {result.residual_rms_ms:.4f} ms"
+    )
+
+
+def _sync(args: argparse.Namespace) -> int:
+    """``flashsync sync``: synchronize videos and print, save or plot the result."""
+    from flashsync_bayes.pipeline import synchronize
+
+    _refuse_existing([args.json, args.output, args.plot], args.overwrite)
+    result = synchronize(
+        args.videos,
+        reference=args.reference,
+        method=args.method,
+        total_rows=_known_facts(args.total_rows, "total-rows"),
+        cache_dir=_cache_dir(args, args.json, args.output, args.plot),
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    _print_parameters(result)
+    diagnostics = result.diagnostics()
+    if result.method == "bayes":
+        print(
+            f"NUTS: max R-hat {diagnostics['r_hat_max']:.3f}, min bulk ESS {diagnostics['ess_bulk_min']:.0f}, "
+            f"{diagnostics['divergences']} divergences"
+        )
+    if args.json:
+        _write_text(args.json, json.dumps(result.to_json(args.videos), indent=2) + "\n")
+        print(f"json: {args.json}")
+    if args.output:
+        result.save(args.output)
+        print(f"posterior: {args.output}")
+    if args.plot:
+        from flashsync_bayes.plots import plot_sync
+
+        plot_sync(result, args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``flashsync demo``: simulate a recording, synchronize it and print the error against the truth."""
+    import tempfile
+
+    from flashsync_bayes.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="flashsync-demo-") as workdir:
+        outdir = args.outdir or workdir
+        report = run_demo(outdir, seed=args.seed, method=args.method, progress=not args.no_progress)
+    print(report)
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options shared by detect and sync: cache, overwrite, progress."""
+    parser.add_argument("--cache-dir", help="keep row profiles here (default: .flashsync-cache beside the output)")
+    parser.add_argument("--no-cache", action="store_true", help="do not cache row profiles")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``flashsync`` argument parser with one subparser per subcommand."""
     parser = _Parser(prog=PROG, description="Synchronize rolling-shutter videos from camera flashes.")
@@ -90,6 +230,47 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sim.add_argument("--no-progress", action="store_true", help="no progress bars")
     sim.set_defaults(run=_simulate)
+
+    det = commands.add_parser(
+        "detect",
+        help="detect flash edges in videos and save them as an events dataset",
+        description="Detect the leading (and trailing) edges of flashes in each video; write netCDF.",
+    )
+    det.add_argument("videos", nargs="+", metavar="VIDEO", help="input videos")
+    det.add_argument("-o", "--output", required=True, help="events file to write (netCDF, .nc)")
+    det.add_argument("--full-width", action="store_true", help="decode full-width frames (slower)")
+    _add_common(det)
+    det.set_defaults(run=_detect)
+
+    syn = commands.add_parser(
+        "sync",
+        help="synchronize videos from their flashes",
+        description="Detect flashes, match them across videos and fit drift, shift and total sensor rows "
+        "of every camera with uncertainty. Mapping: t_ref = drift * p + shift_ms + r * time_per_row_ms.",
+    )
+    syn.add_argument("videos", nargs="+", metavar="VIDEO", help="input videos (two or more)")
+    syn.add_argument("--reference", help="video whose clock is the reference (default: the first)")
+    syn.add_argument("--json", help="write the synchronization model as JSON")
+    syn.add_argument("--output", help="write the posterior (ArviZ InferenceData, netCDF .nc)")
+    syn.add_argument("--plot", help="write a figure of the fit (PNG, PDF, SVG)")
+    syn.add_argument("--method", choices=["bayes", "laplace", "lsq"], default="bayes", help="inference (default bayes)")
+    syn.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
+    syn.add_argument(
+        "--total-rows", action="append", metavar="VIDEO=N", help="known total sensor rows of a video (repeatable)"
+    )
+    _add_common(syn)
+    syn.set_defaults(run=_sync)
+
+    dem = commands.add_parser(
+        "demo",
+        help="simulate a recording, synchronize it and compare with the truth",
+        description="Simulate three cameras with flashes, synchronize them and print the error against the truth.",
+    )
+    dem.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    dem.add_argument("--method", choices=["bayes", "laplace", "lsq"], default="bayes", help="inference (default bayes)")
+    dem.add_argument("--outdir", help="keep the simulated videos here (default: a temporary directory)")
+    dem.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dem.set_defaults(run=_demo)
     return parser
 
 

@@ -81,14 +81,6 @@ class SyncResult:
             },
             coords={"event": event},
         )
-        mean = post.mean(("chain", "draw"))
-        cam = problem.event_camera
-        mapped = (
-            mean["drift"].values[cam] * problem.frame_time_ms
-            + mean["shift_ms"].values[cam]
-            + mean["time_per_row_ms"].values[cam] * problem.row
-        )
-        residual = mapped - mean["flash_time_ms"].values[problem.event_flash]
         metadata = {
             "cameras": cameras,
             "paths": list(problem.paths),
@@ -102,7 +94,6 @@ class SyncResult:
             "frame_period_ms": [float(t) for t in problem.frame_period_ms],
             "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
             "n_flashes": int(problem.flash_ids.size),
-            "residual_rms_ms": float(np.sqrt(np.mean(residual**2))),
         }
         idata = az.InferenceData(
             posterior=post,
@@ -111,7 +102,29 @@ class SyncResult:
             observed_data=observed,
             constant_data=constant,
         )
-        return cls(idata, metadata)
+        result = cls(idata, metadata)
+        result.metadata["residual_rms_ms"] = float(np.sqrt(np.mean(result.event_residuals()["residual_ms"].values ** 2)))
+        return result
+
+    def event_residuals(self) -> xr.Dataset:
+        """Per fitted edge: camera, flash, its reference time (posterior mean, ms) and residual to its flash (ms)."""
+        mean = self.idata.posterior.mean(("chain", "draw"))
+        data = self.idata.constant_data
+        camera = np.array([self.cameras.index(c) for c in data["event_camera"].values], dtype=int)
+        mapped = (
+            mean["drift"].values[camera] * data["frame_time_ms"].values
+            + mean["shift_ms"].values[camera]
+            + mean["time_per_row_ms"].values[camera] * self.idata.observed_data["row"].values
+        )
+        flash = mean["flash_time_ms"].sel(flash=data["flash"].values).values
+        return xr.Dataset(
+            {
+                "event_camera": ("event", data["event_camera"].values),
+                "flash": ("event", data["flash"].values),
+                "reference_time_ms": ("event", mapped),
+                "residual_ms": ("event", mapped - flash),
+            }
+        )
 
     # -- basic facts ----------------------------------------------------------------------------
 
