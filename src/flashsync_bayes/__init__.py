@@ -8,8 +8,25 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from flashsync_bayes.errors import FlashsyncError  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = ["FlashsyncError", "__version__"]
+from flashsync_bayes.errors import FlashsyncError  # noqa: E402
+from flashsync_bayes.detect import DetectorSettings, detect_events  # noqa: E402
+from flashsync_bayes.events import load_events, save_events  # noqa: E402
+from flashsync_bayes.matching import match_events  # noqa: E402
+from flashsync_bayes.model import fit  # noqa: E402
+from flashsync_bayes.pipeline import synchronize  # noqa: E402
+from flashsync_bayes.result import SyncResult  # noqa: E402
+
+__all__ = [
+    "DetectorSettings",
+    "FlashsyncError",
+    "SyncResult",
+    "__version__",
+    "detect_events",
+    "fit",
+    "load_events",
+    "match_events",
+    "save_events",
+    "synchronize",
+]

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -274,11 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a library warning as one ``flashsync: warning: ...`` line on stderr."""
+    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``flashsync`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code (0 ok, 2 error)."""
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warn_in_one_line
+            return args.run(args)
     except (_UsageError, FlashsyncError, OSError, ValueError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -62,8 +62,8 @@ def demo_setup(seed: int, duration_s: float = 10.0, n_flashes: int = 10):
 
 def run_demo(outdir: str, seed: int = 1, method: str = "bayes", progress: bool = True) -> str:
     """Simulate, synchronize and return a printable report of the errors against the truth."""
-    duration_s = 10.0
-    cameras, flashes = demo_setup(seed, duration_s)
+    duration_s = 12.0
+    cameras, flashes = demo_setup(seed, duration_s, n_flashes=16)
     truth = simulate_recording(outdir, cameras, flashes, duration_s, seed, progress=progress, overwrite=True)
     paths = {name: os.path.join(outdir, name) for name in truth["cameras"]}
     result = synchronize(list(paths.values()), method=method, seed=seed, progress=progress)

@@ -1,0 +1,112 @@
+"""End to end through the ``flashsync`` command on encoded simulator videos, against truth.json."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from flashsync_bayes.cli import main
+from flashsync_bayes.demo import demo_setup, truth_reference_time_ms
+from flashsync_bayes.events import load_events
+from flashsync_bayes.result import SyncResult
+from flashsync_bayes.simulate import simulate_recording
+
+pytestmark = pytest.mark.slow
+
+JSON_KEYS = {"reference", "method", "cameras", "n_flashes", "residual_rms_ms"}
+CAMERA_KEYS = {
+    "drift", "drift_sd", "shift_ms", "shift_ms_sd", "time_per_row_ms", "time_per_row_ms_sd",
+    "total_rows", "total_rows_sd", "frame_period_ms", "frame_clock",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """Three cameras: 640x360@30, 480x270@25, 640x360@50 (rotated), dropped frames, 12 s, 20 flashes."""
+    outdir = tmp_path_factory.mktemp("rec")
+    cameras, flashes = demo_setup(seed=5, duration_s=12.0, n_flashes=20)
+    truth = simulate_recording(outdir, cameras, flashes, 12.0, seed=5, progress=False)
+    return outdir, truth
+
+
+def json_errors(model: dict, truth: dict, outdir) -> np.ndarray:
+    """Synchronized-time errors (ms) of a DESIGN §6 JSON model over frames x rows of every camera."""
+    reference = os.path.basename(model["reference"])
+    errors = []
+    for path, params in model["cameras"].items():
+        name = os.path.basename(path)
+        camera = truth["cameras"][name]
+        pts = np.asarray(camera["pts_ms"])[:: max(1, len(camera["pts_ms"]) // 40)]
+        clock = params["frame_clock"]
+        p = pts if clock is None else clock["origin_ms"] + clock["period_ms"] * np.round((pts - clock["origin_ms"]) / clock["period_ms"])
+        rows = np.linspace(0, camera["height"] - 1, 7)
+        p_grid, r_grid = np.meshgrid(p, rows, indexing="ij")
+        pts_grid, _ = np.meshgrid(pts, rows, indexing="ij")
+        mapped = params["drift"] * p_grid + params["shift_ms"] + r_grid * params["time_per_row_ms"]
+        errors.append(mapped - truth_reference_time_ms(truth, name, reference, pts_grid, r_grid))
+    return np.concatenate([e.ravel() for e in errors])
+
+
+@pytest.mark.parametrize("method", ["bayes", "lsq"])
+def test_sync_json_is_sub_millisecond_against_truth(recording, tmp_path, method, capsys):
+    outdir, truth = recording
+    videos = [str(outdir / name) for name in truth["cameras"]]
+    out_json, out_nc = tmp_path / "sync.json", tmp_path / "posterior.nc"
+    code = main(["sync", *videos, "--json", str(out_json), "--output", str(out_nc), "--method", method,
+                 "--cache-dir", str(outdir / "cache"), "--no-progress"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert all(os.path.basename(v) in printed for v in videos)
+    model = json.loads(out_json.read_text())
+    assert set(model) == JSON_KEYS
+    assert list(model["cameras"]) == videos and model["reference"] == videos[0] and model["method"] == method
+    assert all(set(params) == CAMERA_KEYS for params in model["cameras"].values())
+    assert model["cameras"][videos[0]]["drift"] == 1.0 and model["cameras"][videos[0]]["shift_ms"] == 0.0
+    errors = json_errors(model, truth, outdir)
+    assert np.sqrt(np.mean(errors**2)) < 0.1
+    assert np.max(np.abs(errors)) < 0.5
+    reloaded = SyncResult.load(out_nc).to_json(videos)
+    assert reloaded["cameras"].keys() == model["cameras"].keys()
+    for path, params in model["cameras"].items():
+        for key, value in params.items():
+            assert reloaded["cameras"][path][key] == (value if key == "frame_clock" else pytest.approx(value, rel=1e-12))
+
+
+def test_detect_writes_events_and_never_overwrites(recording, tmp_path, capsys):
+    outdir, truth = recording
+    video = str(outdir / "cam0.mp4")
+    out = tmp_path / "events.nc"
+    assert main(["detect", video, "-o", str(out), "--no-progress"]) == 0
+    events = load_events(out)
+    stored = [edge for edge in truth["cameras"]["cam0.mp4"]["edges"] if edge["status"] == "stored"]
+    assert int(np.sum(events["edge"].values == "leading")) == len(stored)
+    assert os.path.isdir(tmp_path / ".flashsync-cache")  # profiles cached beside the output
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["detect", video, "-o", str(out), "--no-progress"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sync", "missing.mp4", "other.mp4"], "not found"),
+        (["sync", "only.mp4"], "at least two"),
+        (["sync", "a.mp4", "b.mp4", "--method", "magic"], "invalid choice"),
+        (["detect", "nothing.mp4", "-o", "x.nc"], "not found"),
+        (["sync", "a.mp4", "b.mp4", "--total-rows", "750"], "VIDEO=NUMBER"),
+        (["simulate", "--cameras", "0", "--outdir", "x"], "camera"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("only.mp4", "a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"not a video")
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("flashsync: error:")
+    assert message in err
+    assert "Traceback" not in err
