@@ -219,18 +219,17 @@ def _fit_windows(change: np.ndarray, frames: np.ndarray, anchors: np.ndarray, po
 
 def _centred_anchors(change: np.ndarray, frames: np.ndarray, anchors: np.ndarray, polarity: np.ndarray):
     """Anchors moved to the nearest row of a first free edge fit, so every window sits alike on its edge."""
-    windows, weights = _fit_windows(change, frames, anchors, polarity)
-    n, size = frames.size, _bucket(frames.size)
-    pad = ((0, size - n), (0, 0))
-    fit = profiles.fit_edges(jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0)))
-    offset = np.asarray(fit.params)[:n, 2]
+    fit = profiles.fit_edges(*_padded(*_fit_windows(change, frames, anchors, polarity)))
+    offset = np.asarray(fit.params)[: frames.size, 2]
     offset = np.where(np.isfinite(offset), np.clip(offset, -profiles.FIT_ROWS_ABOVE, profiles.FIT_ROWS_BELOW), 0.0)
     return np.clip(anchors + np.round(offset).astype(np.int64), 0, change.shape[1] - 1)
 
 
-def _bucket(n: int) -> int:
-    """Next power of two >= n (at least 8), so edge fits compile for few shapes."""
-    return max(8, 1 << (n - 1).bit_length())
+def _padded(windows: np.ndarray, weights: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Fit windows and weights padded to a power-of-two count (at least 8): fits compile for few shapes."""
+    n = windows.shape[0]
+    pad = ((0, max(8, 1 << (n - 1).bit_length()) - n), (0, 0))
+    return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0))
 
 
 def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, pool: np.ndarray, floor_rows: float):
@@ -242,10 +241,9 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, pool: np.nda
     spread of the edge over the 10-90 % range of their blurs joins its sd. ``floor_rows`` is
     added in quadrature.
     """
-    n, size = windows.shape[0], _bucket(windows.shape[0])
-    pad = ((0, size - n), (0, 0))
-    windows = jnp.asarray(np.pad(windows, pad))
-    weights = jnp.asarray(np.pad(weights, pad, constant_values=1.0))
+    n = windows.shape[0]
+    windows, weights = _padded(windows, weights)
+    size = windows.shape[0]
     free = profiles.fit_edges(windows, weights)
     spread = np.zeros(size)
     fit = free

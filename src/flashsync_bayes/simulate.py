@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.video import ffmpeg_exe, frame_ticks, last_line
 
 #: Exponential pulses are treated as over this many decay constants after they fire (e^-40 ≈ 4e-18).
 PULSE_SPAN_DECAYS = 40.0
@@ -615,22 +616,6 @@ def render_chunks(
 BASE_TIMESCALE = 90000
 
 
-def _ffmpeg() -> str:
-    """Path of the ffmpeg executable bundled with imageio-ffmpeg."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as error:
-        raise FlashsyncError(f"ffmpeg is not available ({error}); install imageio-ffmpeg") from error
-
-
-def _last_line(text: str) -> str:
-    """Last non-empty line of ffmpeg's output, or a placeholder."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
 def video_rate(frame_rate: float) -> Fraction:
     """Exact frame rate for the container, e.g. 30000/1001 for 29.97002997 (denominator <= 1001)."""
     rate = Fraction(frame_rate).limit_denominator(1001)
@@ -672,30 +657,12 @@ def _dropped_expression(dropped: np.ndarray) -> str:
     return tree(0, starts.size)
 
 
-def _container_pts(path: str) -> tuple[np.ndarray, Fraction]:
-    """Sorted presentation timestamps (ticks) of the first video stream and its timebase (s per tick)."""
-    command = [_ffmpeg(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise FlashsyncError(f"ffmpeg cannot read back {path}: {_last_line(done.stderr)}")
-    timebase = None
-    ticks = []
-    for line in done.stdout.splitlines():
-        if line.startswith("#tb 0:"):
-            timebase = Fraction(line.split(":", 1)[1].strip())
-        elif line and not line.startswith("#"):
-            ticks.append(int(line.split(",")[2]))
-    if timebase is None or not ticks:
-        raise FlashsyncError(f"ffmpeg found no video frames in {path}")
-    return np.sort(np.array(ticks, dtype=np.int64)), timebase
-
-
 def _run_ffmpeg(arguments: list[str]) -> None:
     """Run ffmpeg on files (no pipes); FlashsyncError with its last message on failure."""
-    command = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *arguments]
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *arguments]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise FlashsyncError(f"ffmpeg failed: {_last_line(done.stderr)}")
+        raise FlashsyncError(f"ffmpeg failed: {last_line(done.stderr)}")
 
 
 def write_video(
@@ -748,7 +715,7 @@ def write_video(
             if rotation_deg:
                 rotate = ["-display_rotation", str(rotation_deg), "-i", encoded, "-c", "copy", "-f", "mp4", tmp_path]
                 _run_ffmpeg(rotate)
-            ticks, timebase = _container_pts(tmp_path)
+            timebase, ticks = frame_ticks(tmp_path)
             if timebase != Fraction(1, timescale) or ticks.size != expected_ticks.size or np.any(
                 ticks != expected_ticks
             ):
@@ -779,7 +746,7 @@ def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script
                     if height % 2 or width % 2:
                         raise FlashsyncError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}")
                     command = [
-                        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                         "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
                         "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
                         "-/vf", script, "-fps_mode", "passthrough",
@@ -818,7 +785,7 @@ def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script
                         pass
                 process.wait()
                 log.seek(0)
-                message = _last_line(log.read().decode(errors="replace"))
+                message = last_line(log.read().decode(errors="replace"))
             if isinstance(error, FlashsyncError):
                 raise
             raise FlashsyncError(f"ffmpeg failed while encoding {path}: {message}") from error
@@ -830,7 +797,7 @@ def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script
                 process.wait()
         if code != 0:
             log.seek(0)
-            message = _last_line(log.read().decode(errors="replace"))
+            message = last_line(log.read().decode(errors="replace"))
             raise FlashsyncError(f"ffmpeg failed while encoding {path}: {message}")
 
 

@@ -87,7 +87,7 @@ def _check_file(path) -> str:
     return path
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     """Last non-empty line of ffmpeg's stderr, or a placeholder."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message from ffmpeg"
@@ -149,7 +149,7 @@ def _duration_ms(text: str) -> float:
 def _parse_probe(path: str, text: str) -> VideoInfo:
     """``VideoInfo`` from the stderr of ``ffmpeg -i FILE``."""
     if "Input #0" not in text:
-        raise FlashsyncError(f"cannot read {path} as a video: {_last_line(text)}")
+        raise FlashsyncError(f"cannot read {path} as a video: {last_line(text)}")
     blocks = [(d, b) for d, b in _stream_blocks(text) if "(attached pic)" not in d]
     if not blocks:
         raise FlashsyncError(f"{path} has no video stream; pass a video file")
@@ -220,7 +220,7 @@ def _map_error(path: str, stderr: str) -> FlashsyncError:
     """FlashsyncError for a failed ffmpeg run on ``path``."""
     if "matches no streams" in stderr:
         return FlashsyncError(f"{path} has no video stream; pass a video file")
-    return FlashsyncError(f"ffmpeg failed on {path}: {_last_line(stderr)}")
+    return FlashsyncError(f"ffmpeg failed on {path}: {last_line(stderr)}")
 
 
 def _decoded_frame_times_ms(path: str) -> np.ndarray:
@@ -237,8 +237,11 @@ def _decoded_frame_times_ms(path: str) -> np.ndarray:
     return _ticks_to_ms(np.array([int(p) for p in pts], dtype=np.int64), timebase)
 
 
-def frame_times_ms(path) -> np.ndarray:
-    """Presentation timestamp of every frame in ms (float64, shape (n_frames,), presentation order)."""
+def frame_ticks(path) -> tuple[Fraction, np.ndarray]:
+    """Container timebase (s per tick) and every frame's pts in ticks (int64, presentation order).
+
+    Read from the packets without decoding; frames without a timestamp are ``NO_PTS``.
+    """
     path = _check_file(path)
     proc = _run_ffmpeg(["-loglevel", "error", "-copyts", "-i", path, "-map", VIDEO_STREAM,
                         "-c", "copy", "-f", "framecrc", "-"])  # fmt: skip
@@ -247,9 +250,15 @@ def frame_times_ms(path) -> np.ndarray:
     timebase, pts = _parse_framecrc(proc.stdout.decode(errors="replace"))
     if pts.size == 0:
         raise FlashsyncError(f"{path} has no video frames")
+    return timebase, np.sort(pts, kind="stable")
+
+
+def frame_times_ms(path) -> np.ndarray:
+    """Presentation timestamp of every frame in ms (float64, shape (n_frames,), presentation order)."""
+    timebase, pts = frame_ticks(path)
     if np.any(pts == NO_PTS):
-        return _decoded_frame_times_ms(path)
-    return _ticks_to_ms(np.sort(pts, kind="stable"), timebase)
+        return _decoded_frame_times_ms(_check_file(path))
+    return _ticks_to_ms(pts, timebase)
 
 
 # ------------------------------------------------------------------------------------------ luma
@@ -334,7 +343,7 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> I
                     break
             if proc.wait() != 0:
                 errors.seek(0)
-                message = _last_line(errors.read().decode(errors="replace"))
+                message = last_line(errors.read().decode(errors="replace"))
                 raise FlashsyncError(f"ffmpeg failed decoding {info.path}: {message}")
             if rest:
                 raise FlashsyncError(f"ffmpeg stopped inside a frame of {info.path}; does the frame size change?")
