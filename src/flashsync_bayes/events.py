@@ -125,6 +125,18 @@ def validate_events(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def camera_index(events: xr.Dataset, key, what: str = "camera") -> int:
+    """Index of the camera named by its label or its path; FlashsyncError naming ``what`` otherwise."""
+    labels = [str(c) for c in events["camera"].values]
+    paths = [str(p) for p in events["path"].values]
+    key = str(key)
+    if key in labels:
+        return labels.index(key)
+    if key in paths:
+        return paths.index(key)
+    raise FlashsyncError(f"{what} names unknown camera '{key}'; cameras are {labels}")
+
+
 def camera_events(ds: xr.Dataset, camera: str, edge: str | None = "leading") -> xr.Dataset:
     """The events of one camera (only ``edge`` kind unless ``edge`` is None)."""
     mask = ds["event_camera"].values == camera

@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import validate_events
+from flashsync_bayes.events import camera_index, validate_events
 
 #: Default pairing tolerance (ms): covers the error left by guessing total rows and ms-level jitter.
 DEFAULT_TOLERANCE_MS = 3.0
@@ -605,18 +605,6 @@ def unlinked_reason(status) -> str:
     )
 
 
-def _reference_index(labels: list[str], paths: list[str], reference) -> int:
-    """Index of the reference camera given by label or path (first camera when None)."""
-    if reference is None:
-        return 0
-    reference = str(reference)
-    if reference in labels:
-        return labels.index(reference)
-    if reference in paths:
-        return paths.index(reference)
-    raise FlashsyncError(f"reference camera '{reference}' is not among the cameras {labels}")
-
-
 def match_events(
     events: xr.Dataset,
     reference: str | None = None,
@@ -663,7 +651,7 @@ def match_events(
         raise FlashsyncError(f"tolerance_ms must be positive, got {tolerance_ms}")
     max_slope = float(max_drift_ppm) * 1e-6
     labels = [str(c) for c in events["camera"].values]
-    root = _reference_index(labels, [str(p) for p in events["path"].values], reference)
+    root = 0 if reference is None else camera_index(events, reference, "reference")
     n_cameras = len(labels)
     heights = events["height"].values.astype(np.float64)
     periods = events["frame_period_ms"].values.astype(np.float64)

@@ -64,6 +64,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.events import camera_index
 from flashsync_bayes.timing import FrameClock, snap_frame_times
 
 METHODS = ("bayes", "laplace", "lsq")
@@ -209,18 +210,6 @@ class ModelData(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 
 
-def _camera_lookup(events, key, what: str) -> int:
-    """Index of a camera given by label or path."""
-    labels = [str(c) for c in events["camera"].values]
-    paths = [str(p) for p in events["path"].values]
-    key = str(key)
-    if key in labels:
-        return labels.index(key)
-    if key in paths:
-        return paths.index(key)
-    raise FlashsyncError(f"{what} names unknown camera '{key}'; cameras are {labels}")
-
-
 def _camera_values(events, name: str) -> np.ndarray | None:
     """Per-camera float variable ``name`` of the events dataset, or None if absent."""
     if name not in events or events[name].dims != ("camera",):
@@ -238,7 +227,7 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
     n_cameras = len(labels)
     if n_cameras < 2:
         raise FlashsyncError(f"need at least two cameras to synchronize, got {n_cameras}")
-    ref = 0 if reference is None else _camera_lookup(events, reference, "reference")
+    ref = 0 if reference is None else camera_index(events, reference, "reference")
     stored_rows = np.asarray(events["height"].values, dtype=np.float64)
     period = np.asarray(events["frame_period_ms"].values, dtype=np.float64).copy()
     clock_origin = _camera_values(events, "clock_origin_ms")
@@ -252,13 +241,13 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
                 period[c] = clock.period_ms
         clocks.append(clock)
     for key, value in (frame_period_ms or {}).items():
-        c = _camera_lookup(events, key, "frame_period_ms")
+        c = camera_index(events, key, "frame_period_ms")
         if not float(value) > 0:
             raise FlashsyncError(f"frame period of camera '{labels[c]}' must be positive, got {value}")
         period[c] = float(value)
     fixed_rows = np.full(n_cameras, np.nan)
     for key, value in (total_rows or {}).items():
-        c = _camera_lookup(events, key, "total_rows")
+        c = camera_index(events, key, "total_rows")
         if not float(value) >= stored_rows[c]:
             raise FlashsyncError(
                 f"total rows of camera '{labels[c]}' must be at least its {int(stored_rows[c])} stored rows, "
