@@ -142,11 +142,11 @@ def test_chain_links_a_camera_that_shares_flashes_only_with_another_camera():
     rng = np.random.default_rng(4)
     cameras = [Camera(height=720, frame_rate=30), Camera(height=1080, frame_rate=24, shift_ms=40e3),
                Camera(height=240, frame_rate=120, shift_ms=85e3, drift=1 - 90e-6)]
-    flash_ms = irregular_flashes(rng, 0, 150e3, 3000.0)
+    flash_ms = irregular_flashes(rng, 0, 150e3, 2000.0)
     events = record(cameras, flash_ms, 60e3, seed=4, n_spurious=2)
     truth = events["true_flash"].values
     seen = {c: set(truth[(events["event_camera"].values == c) & (truth >= 0)]) for c in ("cam0", "cam1", "cam2")}
-    assert not seen["cam0"] & seen["cam2"] and len(seen["cam1"] & seen["cam2"]) >= 4
+    assert not seen["cam0"] & seen["cam2"] and len(seen["cam1"] & seen["cam2"]) >= 6
     matched = match_quietly(events)
     assert list(matched["coarse_status"].values) == ["reference", "linked", "linked"]
     assert_same_partition(matched)
@@ -271,7 +271,7 @@ def recordings(draw):
             Camera(
                 width=320,
                 height=height,
-                total_rows=int(height * draw(st.floats(1.03, 1.10))),
+                total_rows=int(height * draw(st.floats(1.0, 2.0))),
                 drop_probability=draw(st.sampled_from([0.0, 0.02])),
                 frame_rate=frame_rate,
                 exposure_ms=min(5.0, 900.0 / frame_rate),

@@ -143,7 +143,7 @@ CAMERA_SETTINGS = st.fixed_dictionaries(
     {
         "frame_rate": st.floats(24.0, 120.0),
         "height": st.integers(240, 2160),
-        "hidden": st.floats(0.0, 0.1),
+        "rows_ratio": st.floats(1.0, 2.0),
         "drift_ppm": st.floats(-200.0, 200.0),
         "shift_s": st.floats(-60.0, 60.0),
     }
@@ -161,15 +161,14 @@ def test_accuracy_property(settings, n_flashes, miss, seed):
 
     A few flashes of a coarse, slow sensor (240 rows at 24 fps are 0.17 ms per row) cannot pin
     the time per row to 0.1 ms over the whole frame; the posterior then says so, and the test
-    checks that it is honest (errors within 5 sd) instead of the fixed bounds. (Laplace is not
-    used here: with no hidden rows the truth sits on the prior's boundary L = R, where a Gaussian
-    in log hidden rows can be too narrow.)
+    checks that it is honest (errors within 5 sd) instead of the fixed bounds. Total rows span
+    real sensors (L/R 1.0-2.0, FACTS.md), up to the boundary L = R.
     """
     cameras = [
         Camera(
             width=64,
             height=s["height"],
-            total_rows=int(round(s["height"] * (1 + s["hidden"]))),
+            total_rows=int(round(s["height"] * s["rows_ratio"])),
             frame_rate=s["frame_rate"],
             exposure_ms=4.0,
             drift=1 + 1e-6 * s["drift_ppm"],
@@ -223,105 +222,61 @@ def test_total_rows_known_with_one_frame_rate():
 # ----------------------------------------------------------------------------------------------
 
 
+#: Three 720p30 cameras of real sensors (L/R 1.39, 1.32, 1.53) with locked frame phases: frame
+#: offsets of under a ms, so no flash band crosses a frame boundary, and no drift.
 LOCKED = [
-    Camera(height=720, frame_rate=30.0, exposure_ms=4.0, shift_ms=0.0),
-    Camera(height=720, frame_rate=30.0, exposure_ms=4.0, shift_ms=-2000 * 1000 / 30 + 0.6),
-    Camera(height=720, frame_rate=30.0, exposure_ms=4.0, shift_ms=1500 * 1000 / 30 - 0.4),
+    Camera(height=720, total_rows=1000, frame_rate=30.0, exposure_ms=4.0, shift_ms=0.0),
+    Camera(height=720, total_rows=950, frame_rate=30.0, exposure_ms=4.0, shift_ms=-2000 * 1000 / 30 + 0.6),
+    Camera(height=720, total_rows=1100, frame_rate=30.0, exposure_ms=4.0, shift_ms=1500 * 1000 / 30 - 0.4),
 ]
+LOCKED_WINDOW = (70_000.0, 110_000.0)
 
 
 @pytest.fixture(scope="module")
 def locked():
-    """Three 720p30 cameras with locked frame phases, offsets within the hidden rows, no drift."""
-    times = np.random.default_rng(1).uniform(70_000.0, 110_000.0, 25)
+    """Events and kept-frame masks of the :data:`LOCKED` cameras, 25 flashes."""
+    times = np.random.default_rng(1).uniform(*LOCKED_WINDOW, 25)
     return simulate(LOCKED, times, 200_000.0, seed=2)
 
 
-def test_locked_phases_leave_time_per_row_open(locked):
-    events, _ = locked
+def test_locked_phases_leave_time_per_row_open_and_say_so(locked):
+    events, kept = locked
     result = fit(events, method="bayes", **SHORT_NUTS)
     tpr = result.idata.posterior["time_per_row_ms"].values.reshape(-1, 3)
-    truth = LOCKED[0].line_period_ms
-    mean, sd = tpr.mean(0), tpr.std(0)
-    # the width comes from the total-rows prior, not from the data: several % of the value
-    assert (sd > 0.015 * mean).all()
+    truth = np.array([c.line_period_ms for c in LOCKED])
+    # the width comes from the readout prior, not from the data: ten % of the value and more
+    assert (tpr.std(0) > 0.1 * tpr.mean(0)).all()
     low, high = np.quantile(tpr, [0.005, 0.995], axis=0)
     assert ((low < truth) & (truth < high)).all()
-    # a known total row count pins it
-    known = fit(events, method="bayes", total_rows={"cam0": 750}, **SHORT_NUTS)
-    tpr_known = known.idata.posterior["time_per_row_ms"].values.reshape(-1, 3)
-    assert (tpr_known.std(0) < 0.002 * truth).all()
-    assert np.abs(tpr_known.mean(0) - truth).max() < 0.002 * truth
+    # the ratios of the times per row are pinned, their common scale is not
+    ratio = tpr[:, 1] / tpr[:, 0]
+    assert ratio.std() < 0.003 * ratio.mean() and ratio.mean() == pytest.approx(truth[1] / truth[0], rel=0.003)
+    pinned = result.identifiability()
+    for camera in result.cameras:
+        assert pinned[camera]["time_per_row_identified"] is False
+        assert pinned[camera]["reason"].startswith("not pinned") and pinned[camera]["readout_ms_sd"] > 1.0
+    errors, sd = grid_errors(result, LOCKED, kept, LOCKED_WINDOW, with_sd=True)
+    assert np.max(np.abs(errors) / np.maximum(sd, 1e-6)) < 3.0  # ms off at the far rows, and the sds say so
+    assert result.to_json()["cameras"]["cam1.mp4"]["time_per_row_identified"] is False
+
+
+def test_a_readout_time_pins_every_locked_camera(locked):
+    """One camera's datasheet readout time (R T / L) pins its time per row, the ratios pin the others."""
+    events, kept = locked
+    readout = {"cam0": LOCKED[0].height * LOCKED[0].line_period_ms}
+    result = fit(events, method="bayes", readout_ms=readout, **SHORT_NUTS)
+    rms, _ = assert_accurate(result, LOCKED, kept, LOCKED_WINDOW)
+    assert rms < 0.05
+    pinned = result.identifiability()
+    assert pinned["cam0"]["reason"] == "readout time given"
+    assert all(v["time_per_row_identified"] for v in pinned.values())
+    np.testing.assert_allclose(result.parameters()["total_rows"].values, [c.total_rows for c in LOCKED], rtol=3e-3)
 
 
 def test_locked_phases_lsq_reports_the_width(locked):
     events, _ = locked
     params = fit(events, method="lsq").parameters()
-    assert (params["time_per_row_ms_sd"] > 0.015 * params["time_per_row_ms"]).all()
-
-
-# ----------------------------------------------------------------------------------------------
-# calibration
-# ----------------------------------------------------------------------------------------------
-
-
-def calibration_problem(seed):
-    """A small random recording with parameters drawn from the model's priors; returns events, cameras, points."""
-    rng = np.random.default_rng(seed)
-    prior = Priors()
-    n_cameras = int(rng.integers(2, 4))
-    cameras = []
-    for c in range(n_cameras):
-        height = int(rng.choice([360, 480, 720, 1080]))
-        hidden = -1.0
-        while hidden < 0:
-            hidden = rng.normal(*prior.hidden_rows)
-        cameras.append(
-            Camera(
-                width=64,
-                height=height,
-                total_rows=height * (1 + hidden),
-                frame_rate=float(rng.choice([24.0, 25.0, 29.97, 30.0, 50.0, 59.94])),
-                exposure_ms=4.0,
-                drift=1.0 if c == 0 else 1 + rng.normal(0, prior.drift_ppm * 1e-6),
-                shift_ms=0.0 if c == 0 else rng.uniform(-5_000, 5_000),
-            )
-        )
-    sigma = rng.exponential(prior.sigma_ms, n_cameras)
-    times = rng.uniform(6_000.0, 54_000.0, int(rng.integers(8, 25)))
-    events, kept = simulate(cameras, times, 60_000.0, seed, time_noise_ms=sigma)
-    points = []
-    for _ in range(3):
-        c = int(rng.integers(0, n_cameras))
-        pts = stored_frame_times_ms(cameras[c], kept[c])
-        pts = pts[(pts > 10_000) & (pts < 50_000)]
-        points.append((c, float(rng.choice(pts)), float(rng.uniform(0, cameras[c].height - 1))))
-    return events, cameras, points
-
-
-def test_calibration_of_intervals():
-    """90 % intervals of synchronized times cover the truth in 80-97 % of 120 simulated problems.
-
-    Uses the default method (NUTS, short chains): about half a second per fit once compiled.
-    The three points of a problem share its parameters, so the coverage estimate is only about
-    as precise as 120 independent draws (±3 %).
-    """
-    covered = []
-    for seed in range(120):
-        events, cameras, points = calibration_problem(seed)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = fit(events, method="bayes", seed=seed, **SHORT_NUTS)
-        except FlashsyncError:
-            continue
-        for c, p, r in points:
-            draws = result.time_draws(f"cam{c}", p, r)
-            low, high = np.quantile(draws, [0.05, 0.95])
-            covered.append(low <= true_time(cameras, c, p, r) <= high)
-    assert len(covered) >= 300
-    coverage = float(np.mean(covered))
-    assert 0.80 <= coverage <= 0.97, coverage
+    assert (params["time_per_row_ms_sd"] > 0.05 * params["time_per_row_ms"]).all()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,6 +295,10 @@ JSON_CAMERA_KEYS = {
     "total_rows_sd",
     "frame_period_ms",
     "frame_clock",
+    "time_per_row_identified",
+    "time_per_row_reason",
+    "readout_ms",
+    "readout_ms_sd",
 }
 
 
@@ -352,6 +311,7 @@ def test_to_json_has_exactly_the_design_keys(fits):
     for values in out["cameras"].values():
         assert set(values) == JSON_CAMERA_KEYS
         assert values["frame_clock"] is None
+        assert values["time_per_row_identified"] is True and values["time_per_row_reason"].startswith("pinned")
     assert out["cameras"]["videos/a.mp4"]["drift"] == 1.0 and out["cameras"]["videos/a.mp4"]["shift_ms"] == 0.0
     assert out["n_flashes"] == 24 and 0 < out["residual_rms_ms"] < 0.05
     json.dumps(out)  # plain JSON types only
@@ -368,7 +328,8 @@ def test_frame_clock_is_used_and_reported(identifiable):
     events["frame_time_ms"] = ("event", jittered)
     result = fit(events, method="lsq")
     out = result.to_json()
-    assert out["cameras"]["cam1.mp4"]["frame_clock"] == {"period_ms": period[1], "origin_ms": 0.0}
+    clock = out["cameras"]["cam1.mp4"]["frame_clock"]
+    assert clock["period_ms"] == period[1] and clock["origin_ms"] == 0.0
     assert out["cameras"]["cam0.mp4"]["frame_clock"] is None
     # times are asked with raw pts and snapped the same way
     assert_accurate(result, IDENTIFIABLE, identifiable[1], IDENTIFIABLE_WINDOW)
@@ -451,7 +412,7 @@ def test_time_uncertainty_and_draws(fits):
     assert mean.shape == sd.shape == (2, 3)
     assert (sd > 0).all() and (sd < 0.05).all()
     draws = result.time_draws("cam2", 40_000.0, 240.0)
-    assert draws.shape == (SHORT_NUTS["num_samples"],)
+    assert draws.shape == (2 * SHORT_NUTS["num_samples"],)  # two chains
     assert draws.mean() == pytest.approx(mean[0, 1], abs=1e-9)
     ref_mean, ref_sd = result.time("cam0", 1000.0, 0.0)
     assert ref_mean == 1000.0 and ref_sd == 0.0
@@ -459,9 +420,9 @@ def test_time_uncertainty_and_draws(fits):
 
 def test_diagnostics(fits):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # 600 draws of one chain: R-hat is noisy near 1.01
+        warnings.simplefilter("ignore")  # 2 x 400 draws: R-hat is noisy near 1.01
         diagnostics = fits["bayes"].diagnostics()
-    assert diagnostics["divergences"] == 0 and diagnostics["chains"] == 1
+    assert diagnostics["divergences"] == 0 and diagnostics["chains"] == 2
     assert diagnostics["r_hat_max"] < 1.03 and diagnostics["ess_bulk_min"] > 150
     assert np.isnan(fits["laplace"].diagnostics()["r_hat_max"])
     broken = SyncResult(fits["bayes"].idata.copy(), fits["bayes"].metadata)
@@ -473,7 +434,7 @@ def test_diagnostics(fits):
 def test_posterior_layout(fits):
     idata = fits["bayes"].idata
     post = idata.posterior
-    for name in ("drift", "shift_ms", "total_rows", "time_per_row_ms", "sigma_ms"):
+    for name in ("drift", "shift_ms", "total_rows", "time_per_row_ms", "readout_fraction", "sigma_ms"):
         assert post[name].dims == ("chain", "draw", "camera")
     assert post["flash_time_ms"].dims == ("chain", "draw", "flash")
     assert list(post["camera"].values) == ["cam0", "cam1", "cam2"]
@@ -482,39 +443,40 @@ def test_posterior_layout(fits):
     assert np.isfinite(idata.log_likelihood["row"].values).all()
 
 
-def test_numpyro_model_likelihood_matches(identifiable):
-    """The NumPyro model's per-edge log-likelihood equals the one stored in results."""
-    import jax.numpy as jnp
-    from numpyro.infer import log_likelihood
+def test_numpyro_model_likelihood_matches_the_design(identifiable):
+    """The stored per-edge log-likelihood is DESIGN §5's Student-t of each edge's row, written out here."""
+    from scipy import stats
 
-    from flashsync_bayes.model import (
-        _unconstrained_init,
-        model_data,
-        natural_parameters,
-        row_log_likelihood,
-        sync_model,
-    )
+    result = fit(identifiable[0], method="laplace", num_samples=20)
+    post = result.idata.posterior.isel(chain=0)
+    data = result.idata.constant_data
+    camera = [result.cameras.index(c) for c in data["event_camera"].values]
+    flash = [list(post["flash"].values).index(f) for f in data["flash"].values]
+    a = post["time_per_row_ms"].values[:, camera]
+    mapped_without_row = post["drift"].values[:, camera] * data["frame_time_ms"].values + post["shift_ms"].values[:, camera]
+    loc = (post["flash_time_ms"].values[:, flash] - mapped_without_row) / a
+    scale = np.hypot(post["sigma_ms"].values[:, camera] / a, data["row_sd"].values)
+    expected = stats.t.logpdf(result.idata.observed_data["row"].values, Priors().nu, loc, scale)
+    np.testing.assert_allclose(result.idata.log_likelihood["row"].values[0], expected, rtol=1e-6, atol=1e-6)
 
-    events, _ = identifiable
-    problem = prepare_problem(events)
-    solution = solve_lsq(problem)
-    data = model_data(problem, solution)
-    init = _unconstrained_init(solution, data)
-    point = {
-        "camera_z": init["camera_z"] + 0.3,
-        "flash_z": init["flash_z"] - 0.2,
-        "sigma_ms": jnp.exp(init["sigma_ms"]),
-    }
-    ours = log_likelihood(sync_model, {k: v[None] for k, v in point.items()}, data)["row"][0, : problem.row.size]
-    nat = natural_parameters(point["camera_z"], point["flash_z"], point["sigma_ms"], data)
-    n_cam, n_flash = len(problem.cameras), problem.flash_ids.size
-    stored = row_log_likelihood(
-        problem,
-        *(np.asarray(v)[None, :n_cam] for v in (nat.drift, nat.offset_ms, nat.time_per_row_ms, nat.sigma_ms)),
-        np.asarray(nat.flash_ms)[None, :n_flash],
-        Priors().nu,
-    )
-    np.testing.assert_allclose(np.asarray(ours), stored[0], rtol=1e-9, atol=1e-9)
+
+def test_model_runs_forwards_with_predictive(identifiable):
+    """Priors are sample sites: Predictive draws from the prior and replays posterior draws."""
+    import jax
+    from numpyro.infer import Predictive
+
+    from flashsync_bayes.model import model_data, sync_model
+
+    problem = prepare_problem(identifiable[0])
+    data = model_data(problem, solve_lsq(problem))
+    prior = Predictive(sync_model, num_samples=400)(jax.random.PRNGKey(0), data)
+    fraction = np.asarray(prior["readout_fraction"])[:, :3]
+    assert ((fraction > 0) & (fraction < 1)).all()
+    mean, sd = Priors().readout_moments()
+    # three free cameras: each gets Priors.readout_per_camera(3), wider than the full prior
+    alpha, beta = Priors().readout_per_camera(3)
+    assert abs(fraction.mean() - alpha / (alpha + beta)) < 0.03 and fraction.std() > sd
+    assert prior["row"].shape == (400, data.event_row.shape[0])
 
 
 def test_lsq_and_model_start_agree(identifiable):
@@ -559,6 +521,10 @@ def test_bad_arguments(identifiable):
         fit(events, method="mcmc")
     with pytest.raises(FlashsyncError, match="at least its 720"):
         fit(events, method="lsq", total_rows={"cam0": 700})
+    with pytest.raises(FlashsyncError, match="no longer than its frame period"):
+        fit(events, method="lsq", readout_ms={"cam0": 40.0})
+    with pytest.raises(FlashsyncError, match="either the total rows or the readout time"):
+        fit(events, method="lsq", readout_ms={"cam0": 20.0}, total_rows={"cam0.mp4": 900})
     with pytest.raises(FlashsyncError, match="positive"):
         fit(events, method="lsq", frame_period_ms={"cam1": 0})
     one = events.isel(camera=[0], event=np.flatnonzero(events["event_camera"].values == "cam0"))

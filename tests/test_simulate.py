@@ -18,18 +18,28 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from flashsync_bayes import sensors
 from flashsync_bayes.cli import main
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.simulate import (
     PULSE_SPAN_DECAYS,
+    REFERENCE_CLOCK_NOTE,
     Camera,
     Flashes,
     Scene,
+    auto_exposure_gains,
+    camera_ambient_light,
     camera_flash_light,
+    exposure_gains,
+    flash_column_gain,
     leading_edges,
     random_setup,
     render_chunks,
+    scene_layout,
+    scene_preset,
     simulate_recording,
+    window_mask,
+    window_mean_sine,
     write_video,
 )
 
@@ -345,6 +355,235 @@ def test_step_change_stays_on_and_a_second_step_switches_it_off():
     assert light[6:] == pytest.approx(np.zeros((2, HEIGHT)), abs=1e-9)
 
 
+# ------------------------------------------------------------------------------ indoor footage
+
+
+def lamp_mean(start_ms, end_ms, scene, n_samples=2001):
+    """Lamp output relative to its mean, averaged over each window by the midpoint rule (reference ms)."""
+    fraction = (np.arange(n_samples) + 0.5) / n_samples
+    t_s = (start_ms[..., None] + (end_ms - start_ms)[..., None] * fraction) / 1000.0
+    omega = 2 * np.pi * 2 * scene.mains_hz
+    wave = np.sin(omega * t_s + scene.flicker_phase)
+    wave += scene.flicker_harmonic * np.sin(2 * omega * t_s + scene.flicker_harmonic_phase)
+    return 1.0 + scene.flicker_modulation * wave.mean(axis=-1)
+
+
+def render(camera, flashes, scene, sensor_frames, **kwargs):
+    """Rendered frames as float, ``(n, H, W)``."""
+    chunks = render_chunks(camera, flashes, scene, sensor_frames, noise_seed=3, **kwargs)
+    return np.concatenate(list(chunks)).astype(float)
+
+
+NO_FLASHES = Flashes(time_ms=[], decay_ms=[], rise_ms=[], amplitude=[])
+
+
+@given(
+    start_ms=st.floats(-1e6, 4e6),
+    duration_ms=st.floats(0.05, 40.0),
+    frequency_hz=st.floats(50.0, 250.0),
+    phase=st.floats(0.0, 2 * np.pi),
+)
+def test_window_mean_sine_is_the_exact_average(start_ms, duration_ms, frequency_hz, phase):
+    fraction = (np.arange(4001) + 0.5) / 4001
+    t_s = (start_ms + duration_ms * fraction) / 1000.0
+    expected = np.mean(np.sin(2 * np.pi * frequency_hz * t_s + phase))
+    mean = float(window_mean_sine(start_ms, start_ms + duration_ms, frequency_hz, phase))
+    assert mean == pytest.approx(expected, abs=2e-5)
+    whole_periods = 3 * 1000.0 / frequency_hz
+    assert abs(float(window_mean_sine(start_ms, start_ms + whole_periods, frequency_hz, phase))) < 1e-9
+
+
+def test_flicker_bands_have_the_mains_period_and_move_by_f_times_T():
+    scene = Scene(ambient_variation=0.0, mains_hz=50.0, flicker_modulation=0.3, flicker_phase=0.4)
+    short = Camera(width=WIDTH, height=HEIGHT, total_rows=200, frame_rate=30.0, exposure_ms=1.0)
+    frames_ms = np.array([12, 13]) * short.frame_period_ms
+    # a 10 ms exposure holds exactly one 100 Hz period in every row: no bands at all
+    long = Camera(width=WIDTH, height=HEIGHT, total_rows=200, frame_rate=30.0, exposure_ms=10.0)
+    hidden = camera_ambient_light(long, scene, frames_ms)
+    assert hidden == pytest.approx(np.full((2, HEIGHT), 90.0), abs=1e-9)
+    bands = camera_ambient_light(short, scene, frames_ms)
+    period_rows = (1000.0 / 100.0) / short.time_per_row_ms
+    assert period_rows == pytest.approx(60.0)
+    assert bands[:, 60:] == pytest.approx(bands[:, :36], abs=1e-9)
+    # from frame to frame the phase advances by 2π f T = 2π (3 + 1/3): the pattern moves up 20 rows
+    assert (100.0 * short.frame_period_ms / 1000.0) % 1.0 * period_rows == pytest.approx(20.0)
+    assert bands[1, :76] == pytest.approx(bands[0, 20:], abs=1e-9)
+    amplitude = 90.0 * 0.3 * np.sinc(100.0 * 1e-3)  # the 1 ms window averages the sine a little
+    assert 0.5 * (bands.max() - bands.min()) == pytest.approx(amplitude, rel=2e-3)
+
+
+def test_cameras_see_the_flicker_of_the_reference_clock():
+    scene = scene_preset("indoor_60hz", seed=7, ambient_variation=0.0)
+    assert scene.flicker_harmonic > 0 and abs(scene.mains_hz - 60.0) <= 0.05
+    cameras = [
+        Camera(width=WIDTH, height=HEIGHT, total_rows=130, frame_rate=30000 / 1001, exposure_ms=2.0,
+               drift=1 + 150e-6, shift_ms=3.6e6 + 12.345),
+        Camera(width=WIDTH, height=HEIGHT, total_rows=171, frame_rate=25.0, exposure_ms=4.5,
+               drift=1 - 80e-6, shift_ms=3.6e6 - 7.5),
+    ]  # fmt: skip
+    for camera in cameras:
+        k = np.array([0, 1, 777])
+        light = camera_ambient_light(camera, scene, k * camera.frame_period_ms)
+        start_cam = k[:, None] * camera.frame_period_ms + np.arange(HEIGHT)[None, :] * camera.line_period_ms
+        start_ref = camera.drift * start_cam + camera.shift_ms
+        end_ref = camera.drift * (start_cam + camera.exposure_ms) + camera.shift_ms
+        assert light == pytest.approx(scene.ambient * lamp_mean(start_ref, end_ref, scene), rel=2e-5)
+        assert np.ptp(light) > 10.0
+
+
+def test_rendered_frames_show_flicker_bands_only_for_short_exposures():
+    steady = Scene(seed=4, ambient_variation=0.0)
+    flicker = Scene(seed=4, ambient_variation=0.0, flicker_modulation=0.3, flicker_phase=1.0)
+    for exposure_ms in (1.0, 10.0):
+        camera = Camera(width=WIDTH, height=HEIGHT, total_rows=200, frame_rate=30.0, exposure_ms=exposure_ms)
+        rows = render(camera, NO_FLASHES, flicker, [3]).mean(axis=2)
+        ratio = rows / render(camera, NO_FLASHES, steady, [3]).mean(axis=2)
+        expected = camera_ambient_light(camera, flicker, [3 * camera.frame_period_ms]) / 90.0
+        assert ratio == pytest.approx(expected, abs=0.01)
+        assert np.ptp(expected) > 0.5 if exposure_ms == 1.0 else np.ptp(expected) < 1e-9
+
+
+def test_flash_lights_only_its_columns_and_the_window_saturates():
+    scene = Scene(seed=9, n_objects=0, flash_coverage=0.5, flash_falloff=0.3, window_luminance=400.0)
+    camera = Camera(width=WIDTH, height=HEIGHT, total_rows=110, frame_rate=30.0, exposure_ms=8.0)
+    gain = flash_column_gain(scene, WIDTH)
+    lit = gain > 0
+    assert abs(lit.sum() - 0.5 * WIDTH) <= 2 and np.all(np.diff(np.flatnonzero(lit)) == 1)
+    inside = gain[np.flatnonzero(lit)[2:-2]]
+    assert np.all((inside >= 0.7 - 1e-12) & (inside <= 1.3 + 1e-12)) and np.ptp(inside) > 0.2
+    u0, u1 = scene_layout(scene).flash_u
+    assert u1 - u0 == pytest.approx(0.5)
+
+    flash = single_flash(flash_time_for_edge(camera, 5, 30.5), amplitude=250.0)
+    flashed = render(camera, flash, scene, [4, 5, 6])
+    plain = render(camera, NO_FLASHES, scene, [4, 5, 6])
+    assert np.array_equal(flashed[:, :, ~lit], plain[:, :, ~lit])  # the flash adds nothing there
+    band = slice(34, 30 + int(camera.exposure_ms / camera.line_period_ms) - 3)
+    difference = flashed[1, band][:, gain > 0.9] - plain[1, band][:, gain > 0.9]
+    assert np.all(difference > 20.0)
+    assert np.any(flashed[1, band][:, lit] == 255) and not np.any(plain[:, band][:, :, lit] == 255)
+
+    mask = window_mask(scene, WIDTH, HEIGHT)
+    window = mask == 1.0
+    assert window.sum() > 200 and not np.any(lit[window.any(axis=0)])
+    assert np.all(flashed[:, window] == 255) and np.all(plain[:, window] == 255)
+
+
+def test_auto_exposure_gain_is_one_without_flashes_dips_after_a_flash_and_recovers():
+    assert np.array_equal(auto_exposure_gains(np.zeros(50), strength=0.2, rate=0.5, delay_frames=2), np.ones(50))
+    excess = np.zeros(40)
+    excess[10] = 0.5
+    for delay in (1, 2):
+        gains = auto_exposure_gains(excess, strength=0.2, rate=0.5, delay_frames=delay)
+        assert np.all(gains[: 10 + delay] == 1.0)
+        assert gains[10 + delay] == pytest.approx(1.5**-0.5)
+        assert gains.min() >= 0.8 and abs(gains[-1] - 1.0) < 1e-3
+    excess[10] = 20.0
+    assert auto_exposure_gains(excess, strength=0.2, rate=0.5, delay_frames=1).min() == pytest.approx(0.8)
+
+    camera = Camera(width=WIDTH, height=HEIGHT, total_rows=110, frame_rate=30.0, exposure_ms=8.0, noise_sigma=0.0)
+    scene = Scene(seed=1, ae_strength=0.2, ae_delay_frames=1)
+    flash = single_flash(flash_time_for_edge(camera, 10, 20.5), amplitude=80.0)
+    gains = exposure_gains(camera, flash, scene, 40)
+    assert np.all(gains[:11] == 1.0) and gains[11] == pytest.approx(0.8)
+    assert np.all(np.diff(gains[11:]) >= 0) and abs(gains[-1] - 1.0) < 1e-3
+    assert np.array_equal(exposure_gains(camera, NO_FLASHES, scene, 40), np.ones(40))
+    assert np.array_equal(exposure_gains(camera, flash, Scene(seed=1), 40), np.ones(40))
+
+    # one gain scales the whole frame; frames do not depend on what is rendered with them
+    frames = render(camera, flash, scene, [10, 11, 12])
+    unity = render(camera, flash, scene, [10, 11, 12], gains=np.ones(13))
+    assert np.array_equal(frames[0], unity[0])
+    assert np.all(np.abs(frames[1] - 0.8 * unity[1]) <= 0.9)
+    assert np.array_equal(render(camera, flash, scene, [12])[0], frames[2])
+
+
+def test_random_setup_draws_total_rows_and_exposures_over_the_requested_ranges():
+    phone = sensors.PRESETS["phone"].rows_ratio
+    for rows_ratio, (low, high) in ((None, sensors.ROWS_RATIO_RANGE), ((1.5, 1.6), (1.5, 1.6)), ("phone", phone)):
+        cameras, _ = random_setup(60, 10.0, 0, seed=3, width=1920, height=1080, rows_ratio=rows_ratio)
+        ratio = np.array([c.total_rows / c.height for c in cameras])
+        assert np.all((ratio >= low) & (ratio <= high)), rows_ratio
+        assert ratio.min() < low + 0.1 * (high - low) and ratio.max() > high - 0.1 * (high - low), rows_ratio
+    cameras, _ = random_setup(60, 10.0, 0, seed=4, frame_rate=[24.0, 60.0], exposure_ms=(1.0, 10.0))
+    exposure = np.array([c.exposure_ms for c in cameras])
+    period = np.array([c.frame_period_ms for c in cameras])
+    assert np.all((exposure >= 1.0) & (exposure <= np.minimum(10.0, period))) and exposure.min() < 1.5
+    assert min(c.exposure_ms for c in random_setup(30, 10.0, 0, seed=4)[0]) >= 2.0
+
+
+@pytest.mark.parametrize("timestamps, timescale", [("quicktime", 600), ("ms", 1000)])
+def test_phone_timestamps_are_rounded_to_their_timebase(tmp_path, timestamps, timescale):
+    kept = np.ones(80, dtype=bool)
+    kept[[7, 8, 30]] = False
+    frames = np.zeros((int(kept.sum()), 16, 16), dtype=np.uint8)
+    path = tmp_path / "v.mp4"
+    pts_ms = write_video(path, [frames], kept, frame_rate=30000 / 1001, preset="ultrafast", timestamps=timestamps)
+    _, decoded_ms, timebase = decode(path)
+    decoded_ms = np.sort(decoded_ms)
+    assert timebase == Fraction(1, timescale) and pts_ms == pytest.approx(decoded_ms, abs=1e-9)
+    ticks = decoded_ms * timescale / 1000.0
+    assert ticks == pytest.approx(np.round(ticks), abs=1e-6)
+    error_ms = decoded_ms - np.flatnonzero(kept) * 1001 / 30
+    assert np.all(np.abs(error_ms) <= 500.0 / timescale + 1e-9) and np.abs(error_ms).max() > 250.0 / timescale
+
+
+@pytest.mark.parametrize("kind, bound_ms", [("uniform", 2.0), ("gaussian", 6.0)])
+def test_jittered_timestamps_read_back_as_written(tmp_path, kind, bound_ms):
+    kept = np.ones(60, dtype=bool)
+    kept[[5, 20, 21]] = False
+    frames = np.zeros((int(kept.sum()), 16, 16), dtype=np.uint8)
+    path = tmp_path / "v.mp4"
+    pts_ms = write_video(
+        path, [frames], kept, frame_rate=30.0, preset="ultrafast", timestamps="ms", pts_jitter_ms=2.0, pts_jitter=kind
+    )
+    _, decoded_ms, _ = decode(path)
+    decoded_ms = np.sort(decoded_ms)
+    assert pts_ms == pytest.approx(decoded_ms, abs=1e-9) and np.all(np.diff(decoded_ms) > 0)
+    assert decoded_ms == pytest.approx(np.round(decoded_ms), abs=1e-9)
+    error_ms = decoded_ms - np.flatnonzero(kept) * 1000 / 30
+    assert np.all(np.abs(error_ms) <= bound_ms + 0.5) and np.std(error_ms) > 0.6
+    with pytest.raises(FlashsyncError, match="jitter"):
+        write_video(tmp_path / "w.mp4", [frames], kept, frame_rate=30.0, timestamps="ms", pts_jitter_ms=30.0)
+    assert not (tmp_path / "w.mp4").exists()
+
+
+def test_indoor_recording_with_quicktime_timestamps_keeps_sensor_times(tmp_path):
+    cameras = [
+        Camera(width=WIDTH, height=HEIGHT, total_rows=150, frame_rate=30000 / 1001, exposure_ms=8.0),
+        Camera(width=WIDTH, height=HEIGHT, total_rows=130, frame_rate=25.0, exposure_ms=6.0, drift=1 - 40e-6,
+               shift_ms=-120.7, drop_probability=0.1, rotated=True),
+    ]  # fmt: skip
+    flashes = single_flash(700.1, decay_ms=0.4, amplitude=80.0)  # one flash: the kernel compiled above serves
+    scene = scene_preset("indoor_50hz", seed=2, n_objects=0)  # nothing passes in front of the window
+    truth = simulate_recording(
+        tmp_path, cameras, flashes, 1.5, seed=3, scene=scene, progress=False, preset="ultrafast", timestamps="quicktime"
+    )
+    assert json.loads((tmp_path / "truth.json").read_text()) == truth
+    assert truth["reference_clock"] == REFERENCE_CLOCK_NOTE and "drift * sensor_time_ms" in REFERENCE_CLOCK_NOTE
+    assert truth["scene"]["flicker_modulation"] == 0.3 and truth["scene_layout"]["window"] is not None
+    mask = window_mask(scene, WIDTH, HEIGHT) == 1.0
+    dipped = 0
+    for name, camera in zip(("cam0.mp4", "cam1.mp4"), cameras):
+        cam = truth["cameras"][name]
+        kept = np.setdiff1d(np.arange(cam["n_sensor_frames"]), cam["dropped_sensor_frames"])
+        sensor_ms, pts_ms = np.array(cam["sensor_time_ms"]), np.array(cam["pts_ms"])
+        assert cam["timestamps"] == "quicktime" and cam["timebase"] == "1/600"
+        assert sensor_ms == pytest.approx(kept * camera.frame_period_ms, abs=1e-9)
+        assert pts_ms * 0.6 == pytest.approx(np.round(pts_ms * 0.6), abs=1e-6)
+        assert np.all(np.abs(pts_ms - sensor_ms) <= 1000.0 / 1200.0 + 1e-9)
+        frames, decoded_ms, _ = decode(tmp_path / name)
+        assert np.sort(decoded_ms) == pytest.approx(pts_ms, abs=1e-9)
+        for edge in cam["edges"]:  # the time model runs on sensor time
+            predicted = cam["drift"] * (edge["sensor_time_ms"] + cam["exposure_ms"]) + cam["shift_ms"]
+            assert predicted + edge["row"] * cam["time_per_row_ms"] == pytest.approx(flashes.time_ms[edge["flash"]])
+        gains = np.array(cam["exposure_gain"])
+        assert gains.size == pts_ms.size and np.all((gains >= 0.85) & (gains <= 1 / 0.85))
+        dipped += np.sum(gains < 0.95)
+        assert np.all(frames[:, mask] >= 250)  # the window stays saturated through the codec
+    assert dipped >= 2
+
+
 # ----------------------------------------------------------------------------- bad input, CLI
 
 
@@ -370,6 +609,40 @@ def test_bad_input_raises_flashsync_error(tmp_path):
         random_setup(2, 1.0, 100, seed=0)
     with pytest.raises(FlashsyncError):
         Scene(ambient_variation=1.5)
+    assert list(tmp_path.iterdir()) == []  # failures leave no files behind
+
+
+def test_bad_indoor_options_raise_flashsync_error(tmp_path):
+    for bad in (
+        {"flash_coverage": 0.0},
+        {"flash_falloff": 1.0},
+        {"flicker_modulation": 0.9, "flicker_harmonic": 0.2},
+        {"ae_strength": 1.0},
+        {"ae_delay_frames": 0},
+        {"ae_strength": 0.2, "ambient": 0.0},
+        {"window_luminance": -1.0},
+    ):
+        with pytest.raises(FlashsyncError):
+            Scene(**bad)
+    with pytest.raises(FlashsyncError, match="known: clean"):
+        scene_preset("outdoor")
+    with pytest.raises(FlashsyncError, match="no field"):
+        scene_preset("indoor_50hz", flicker=0.3)
+    assert scene_preset("clean", seed=4) == Scene(seed=4)
+    assert scene_preset("indoor_60hz", seed=4, flash_coverage=0.4).flash_coverage == 0.4
+    with pytest.raises(FlashsyncError, match="rows_ratio"):
+        random_setup(2, 1.0, 0, seed=0, rows_ratio=(0.9, 1.2))
+    with pytest.raises(FlashsyncError, match="sensor preset"):
+        random_setup(2, 1.0, 0, seed=0, rows_ratio="tablet")
+    with pytest.raises(FlashsyncError, match="do not fit"):
+        random_setup(2, 1.0, 0, seed=0, exposure_ms=(40.0, 50.0))
+    frames = np.zeros((2, 16, 16), np.uint8)
+    with pytest.raises(FlashsyncError, match="timestamps"):
+        write_video(tmp_path / "x.mp4", [frames], [True, True], frame_rate=30.0, timestamps="mkv")
+    with pytest.raises(FlashsyncError, match="jitter"):
+        write_video(tmp_path / "x.mp4", [frames], [True, True], frame_rate=30, pts_jitter_ms=1, pts_jitter="poisson")
+    with pytest.raises(FlashsyncError, match="jitter"):
+        simulate_recording(tmp_path, CAMERAS, FLASHES, 1.0, seed=0, timestamps="ms", pts_jitter_ms=40.0)
     assert list(tmp_path.iterdir()) == []  # failures leave no files behind
 
 

@@ -132,21 +132,39 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _print_parameters(result) -> None:
-    """The per-camera table of a synchronization: offset, drift, total rows, time per row, each ± sd."""
+    """The per-camera table of a synchronization: offset, drift, total rows, time per row (each ± sd), pinned."""
     table = result.parameters()
-    header = f"{'camera':<28} {'offset ms':>22} {'drift ppm':>16} {'total rows':>16} {'time/row us':>18}"
+    pinned = result.identifiability()
+    header = f"{'camera':<28} {'offset ms':>22} {'drift ppm':>16} {'total rows':>16} {'time/row us':>18}  pinned"
     print(header)
     for camera in result.cameras:
         row = table.sel(camera=camera)
+        how = pinned[camera]["reason"].split(":")[0].replace(" given", "")
         print(
             f"{camera:<28} {float(row.shift_ms):>12.3f} ± {float(row.shift_ms_sd):<7.3f}"
             f" {1e6 * (float(row.drift) - 1):>7.2f} ± {1e6 * float(row.drift_sd):<6.2f}"
             f" {float(row.total_rows):>7.1f} ± {float(row.total_rows_sd):<6.1f}"
             f" {1e3 * float(row.time_per_row_ms):>8.3f} ± {1e3 * float(row.time_per_row_ms_sd):<7.3f}"
+            f"  {'yes' if pinned[camera]['time_per_row_identified'] else 'NO'} ({how})"
         )
     print(
         f"reference {result.reference}, method {result.method}, {result.n_flashes} flashes, "
         f"residual RMS {result.residual_rms_ms:.4f} ms"
+    )
+
+
+def _warn_if_open(result) -> None:
+    """One warning naming the cameras whose time per row the flashes leave open, how much that costs and what pins it."""
+    open_rows = {c: v for c, v in result.identifiability().items() if not v["time_per_row_identified"]}
+    if not open_rows:
+        return
+    spread = ", ".join(f"{camera} ±{v['readout_ms_sd']:.2f} ms" for camera, v in open_rows.items())
+    warnings.warn(
+        f"the flashes do not pin the time per row of {spread} across the frame (one frame rate, locked frame "
+        "phases): synchronized times far from the rows where flashes were seen are that uncertain, and the "
+        "intervals say so. To pin it give --readout-ms VIDEO=MS or --total-rows VIDEO=N from a datasheet, "
+        "record a flash whose band crosses a frame boundary, or add a camera at another frame rate",
+        stacklevel=2,
     )
 
 
@@ -160,11 +178,13 @@ def _sync(args: argparse.Namespace) -> int:
         reference=args.reference,
         method=args.method,
         total_rows=_known_facts(args.total_rows, "total-rows"),
+        readout_ms=_known_facts(args.readout_ms, "readout-ms"),
         cache_dir=_cache_dir(args, args.json, args.output, args.plot),
         seed=args.seed,
         progress=not args.no_progress,
     )
     _print_parameters(result)
+    _warn_if_open(result)
     diagnostics = result.diagnostics()
     if result.method == "bayes":
         print(
@@ -258,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     syn.add_argument(
         "--total-rows", action="append", metavar="VIDEO=N", help="known total sensor rows of a video (repeatable)"
+    )
+    syn.add_argument(
+        "--readout-ms",
+        action="append",
+        metavar="VIDEO=MS",
+        help="known readout time of a video: ms to read all its stored rows, from a datasheet or camera profile (repeatable)",
     )
     _add_common(syn)
     syn.set_defaults(run=_sync)

@@ -17,6 +17,9 @@ DEMO_CAMERAS = ((640, 360, 30.0), (480, 270, 25.0), (640, 360, 50.0))
 def truth_reference_time_ms(truth: dict, camera: str, reference: str, frame_time_ms, row) -> np.ndarray:
     """True synchronized time (ms, reference clock) of rows of frames of ``camera`` (truth.json).
 
+    ``frame_time_ms`` are the frames' sensor times (truth's ``sensor_time_ms``), which equal the
+    container timestamps unless those were rounded or jittered.
+
     Flash edges mark the end of a row's exposure, so synchronization aligns exposure ends
     (DESIGN §2): the result is the exposure start of the reference row whose exposure ends when
     the given row's does. With equal exposures this is the same as aligning starts.
@@ -37,12 +40,13 @@ def sync_errors(result, truth: dict, paths: dict[str, str], n_frames: int = 50) 
     out = {}
     for name, label in paths.items():
         camera = truth["cameras"][name]
-        pts = np.asarray(camera["pts_ms"])
-        frames = pts[np.linspace(0, pts.size - 1, n_frames).astype(int)]
+        chosen = np.linspace(0, len(camera["pts_ms"]) - 1, n_frames).astype(int)
         rows = np.linspace(0, camera["height"] - 1, 9)
-        frame_grid, row_grid = np.meshgrid(frames, rows, indexing="ij")
-        mean, sd = result.time(label, frame_grid.ravel(), row_grid.ravel())
-        error = mean - truth_reference_time_ms(truth, name, reference, frame_grid.ravel(), row_grid.ravel())
+        # the result is asked with the container's timestamps, the truth is the sensor's clock
+        pts_grid, row_grid = np.meshgrid(np.asarray(camera["pts_ms"])[chosen], rows, indexing="ij")
+        sensor_grid, _ = np.meshgrid(np.asarray(camera["sensor_time_ms"])[chosen], rows, indexing="ij")
+        mean, sd = result.time(label, pts_grid.ravel(), row_grid.ravel())
+        error = mean - truth_reference_time_ms(truth, name, reference, sensor_grid.ravel(), row_grid.ravel())
         out[name] = {"error_ms": error, "sd_ms": sd}
     return out
 

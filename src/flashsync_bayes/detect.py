@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from flashsync_bayes import __version__, profiles, video
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import atomic_write, make_events
+from flashsync_bayes.events import atomic_write, clock_columns, make_events
+from flashsync_bayes.timing import estimate_frame_clock
 
 #: Bumped whenever the cached row changes would come out differently.
 PROFILE_FORMAT = 1
@@ -326,7 +327,7 @@ def detect_events(
     if len(set(labels)) != len(labels):
         raise FlashsyncError(f"camera labels must be unique, got {labels}")
     camera_info = {name: [] for name in ("path", "width", "height", "frame_period_ms", "n_frames", "rotation_deg")}
-    clocks = {"clock_origin_ms": [], "clock_period_ms": []}
+    clocks = []
     columns = {name: [] for name in ("event_camera", "frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")}
     for label, path in tqdm(list(zip(labels, paths)), desc="videos", unit="video", disable=not progress or len(paths) < 2):
         info = video.probe(path)
@@ -334,9 +335,7 @@ def detect_events(
         edges = find_edges(change, settings)
         for name, value in zip(camera_info, (path, info.width, info.height, info.frame_period_ms, frame_time_ms.size, info.rotation_deg)):
             camera_info[name].append(value)
-        clock = _frame_clock(frame_time_ms)
-        clocks["clock_origin_ms"].append(clock[0])
-        clocks["clock_period_ms"].append(clock[1])
+        clocks.append(estimate_frame_clock(frame_time_ms))
         frames = edges["frame"].astype(np.int64)
         columns["event_camera"] += [label] * frames.size
         columns["frame"].append(frames)
@@ -346,12 +345,4 @@ def detect_events(
     event_info = {k: (v if k == "event_camera" else np.concatenate(v)) for k, v in columns.items()}
     attrs = {"flashsync_version": __version__, **{k: str(v) for k, v in dataclasses.asdict(settings).items()}}
     events = make_events(labels, camera_info, event_info, attrs=attrs)
-    return events.assign({k: ("camera", np.asarray(v, dtype=np.float64)) for k, v in clocks.items()})
-
-
-def _frame_clock(frame_time_ms: np.ndarray) -> tuple[float, float]:
-    """``(origin_ms, period_ms)`` of the regular frame clock behind the timestamps, NaNs if irregular."""
-    from flashsync_bayes.timing import estimate_frame_clock
-
-    clock = estimate_frame_clock(frame_time_ms)
-    return (np.nan, np.nan) if clock is None else (float(clock.origin_ms), float(clock.period_ms))
+    return events.assign(clock_columns(clocks))

@@ -3,7 +3,8 @@
 Dims ``camera`` (string labels) and ``event``. Per-camera variables: ``path``, ``width``,
 ``height``, ``frame_period_ms``, ``n_frames``, ``rotation_deg``. Per-event variables:
 ``event_camera``, ``frame``, ``frame_time_ms``, ``row``, ``row_sd``, ``polarity``, ``edge``,
-``amplitude``, ``flash`` (-1 unmatched).
+``amplitude``, ``flash`` (-1 unmatched). Optional per-camera ``clock_*`` variables hold the
+regular frame clock behind each camera's timestamps (:data:`CLOCK_VARIABLES`, NaN where irregular).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.timing import FrameClock
 
 CAMERA_VARIABLES = {
     "path": str,
@@ -37,6 +39,8 @@ EVENT_VARIABLES = {
     "flash": np.int64,
 }
 EDGE_KINDS = ("leading", "trailing")
+#: Per-camera variables of the frame clock, one per :class:`~flashsync_bayes.timing.FrameClock` field.
+CLOCK_VARIABLES = {field: f"clock_{field}" for field in FrameClock._fields}
 
 
 def _as_column(values, dtype) -> np.ndarray:
@@ -135,6 +139,34 @@ def camera_index(events: xr.Dataset, key, what: str = "camera") -> int:
     if key in paths:
         return paths.index(key)
     raise FlashsyncError(f"{what} names unknown camera '{key}'; cameras are {labels}")
+
+
+def clock_columns(clocks: Sequence[FrameClock | None]) -> dict[str, tuple[str, np.ndarray]]:
+    """Per-camera ``clock_*`` variables (float64, NaN for cameras without a regular clock) to assign."""
+    return {
+        variable: ("camera", np.array([np.nan if k is None else float(getattr(k, field)) for k in clocks]))
+        for field, variable in CLOCK_VARIABLES.items()
+    }
+
+
+def frame_clocks(events: xr.Dataset) -> list[FrameClock | None]:
+    """Per camera the frame clock stored in the events, None where absent or irregular.
+
+    Datasets that carry only ``clock_origin_ms`` and ``clock_period_ms`` (older files, other
+    detectors) get clocks without uncertainty.
+    """
+    n = events.sizes["camera"]
+    columns = {}
+    for field, variable in CLOCK_VARIABLES.items():
+        present = variable in events and events[variable].dims == ("camera",)
+        default = np.full(n, np.nan) if field in ("origin_ms", "period_ms") else np.zeros(n)
+        columns[field] = np.asarray(events[variable].values, dtype=np.float64) if present else default
+    clocks = []
+    for c in range(n):
+        values = {field: float(columns[field][c]) for field in columns}
+        usable = np.isfinite(values["origin_ms"]) and values["period_ms"] > 0
+        clocks.append(FrameClock(**{k: (v if np.isfinite(v) else 0.0) for k, v in values.items()}) if usable else None)
+    return clocks
 
 
 def camera_events(ds: xr.Dataset, camera: str, edge: str | None = "leading") -> xr.Dataset:

@@ -1,8 +1,9 @@
 """Coarse offsets between cameras and event-to-flash matching, drift-aware, with no manual input.
 
 Each leading edge gets an approximate time in its own camera's clock,
-``frame_time_ms + row * frame_period_ms / total_rows`` (total rows guessed as ``1.04 * height``
-unless given). For every pair of cameras the relation ``t_a ≈ drift * t_b + shift_ms`` is found
+``frame_time_ms + row * frame_period_ms / total_rows`` (total rows guessed as
+:data:`~flashsync_bayes.sensors.TYPICAL_ROWS_RATIO` times the height unless given, which can
+misplace a row by up to a third of the frame period on real sensors). For every pair of cameras the relation ``t_a ≈ drift * t_b + shift_ms`` is found
 without any hint:
 
 1. histogram all same-polarity event-time differences into offset bins, once a few tolerances wide
@@ -41,11 +42,18 @@ import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import camera_index, validate_events
+from flashsync_bayes.sensors import TYPICAL_ROWS_RATIO
 
-#: Default pairing tolerance (ms): covers the error left by guessing total rows and ms-level jitter.
+#: Pairing tolerance (ms) for ms-level timestamp jitter; the default adds what the guess of total
+#: rows may leave (:data:`GUESS_ERROR_FRAMES` of the longest frame period) until the refit of every
+#: camera's time per row shrinks it.
 DEFAULT_TOLERANCE_MS = 3.0
-#: Total sensor rows guessed per stored row when none are given (video rasters: 1125/1080 ≈ 1.04).
-DEFAULT_ROWS_RATIO = 1.04
+#: Readout fractions ``R / L`` tried for cameras whose total rows are unknown (``L / R`` 1.02-2.3,
+#: real sensors' range): the nearest is at most 0.03 off, which misplaces a row by at most 0.03
+#: frame periods ...
+READOUT_GUESSES = tuple(np.arange(0.98, 0.40, -0.06))
+#: ... and, the longer frame period counted twice, two cameras' rows by at most this share of it.
+GUESS_ERROR_FRAMES = 0.03
 #: The tolerance never shrinks below this after refitting (ms).
 MIN_TOLERANCE_MS = 0.25
 #: Chance that a wrong pairwise relation is accepted (sets the significance threshold).
@@ -537,6 +545,64 @@ def tree_mappings(matches: dict, n_cameras: int, root: int) -> tuple[np.ndarray,
     return chain_mappings(spanning_tree(weights, root), relations, root)
 
 
+def guess_total_rows(events: xr.Dataset, rows_total: np.ndarray, known: np.ndarray, settings: dict) -> np.ndarray:
+    """Total rows ``(C,)``: the ``known`` ones, else those of :data:`READOUT_GUESSES` that line the cameras up best.
+
+    The anchor (the camera with the most leading edges) and its best partner try every pair of
+    guesses; then each other camera tries its guesses against the cameras already guessed (most
+    edges first) and keeps the one with the most matched pairs. A camera that links to none
+    keeps ``rows_total``.
+    """
+    heights = events["height"].values.astype(np.float64)
+    counts = np.bincount(leading_edges(events, rows_total).camera, minlength=heights.size)
+    by_edges = [int(c) for c in np.argsort(-counts, kind="stable")]
+    chosen = rows_total.copy()
+
+    def options(c):
+        return [rows_total[c]] if known[c] else [heights[c] / q for q in READOUT_GUESSES]
+
+    def ordered(c, rows):
+        trial = chosen.copy()
+        trial[c] = rows
+        edges = leading_edges(events, trial)
+        order = camera_order(edges, c)
+        return edges.own_time_ms[order], edges.polarity[order]
+
+    def best_guess(c, partner, partner_options):
+        """``(n_matched, partner rows, rows)`` of the best linked pair of guesses, n_matched -1 if none links."""
+        best = (-1, chosen[partner], chosen[c])
+        for partner_rows in partner_options:
+            x = ordered(partner, partner_rows)
+            for rows in options(c):
+                pair = match_pair(*x, *ordered(c, rows), **settings)
+                if pair.status == "linked" and pair.n_matched > best[0]:
+                    best = (pair.n_matched, partner_rows, rows)
+        return best
+
+    anchor, done = by_edges[0], [by_edges[0]]
+    pending = by_edges[1:]
+    for partner in pending:  # the anchor's own guess comes from its first linking partner
+        n, anchor_rows, rows = best_guess(partner, anchor, options(anchor))
+        if n > 0:
+            chosen[anchor], chosen[partner] = anchor_rows, rows
+            done.append(partner)
+            pending.remove(partner)
+            break
+    progress = True
+    while pending and progress:
+        progress = False
+        for c in list(pending):
+            for partner in done:
+                n, _, rows = best_guess(c, partner, [chosen[partner]])
+                if n > 0:
+                    chosen[c] = rows
+                    done.append(c)
+                    pending.remove(c)
+                    progress = True
+                    break
+    return chosen
+
+
 def settle_flashes(edges, params, linked, root, heights, tolerance_ms, max_slope, max_rounds=12):
     """``(params, flash, tolerance_ms)``: refitted mappings (n_cameras, 3), flash id per edge (n,), final tolerance.
 
@@ -630,14 +696,14 @@ def match_events(
         events: events dataset (DESIGN §4).
         reference: label or path of the reference camera; the first camera when None.
         tolerance_ms: largest disagreement (ms) of two events of one flash after mapping with offset
-            and drift; default 3 ms. Raise it for timestamps with jitter of ms or when total rows are
-            far from the guess.
+            and drift; default 3 ms plus what guessing the total rows may leave (a third of the
+            longest unknown frame period). Raise it for timestamps with jitter of ms.
         max_drift_ppm: largest relative clock drift between two cameras (ppm).
         min_matches: fewest shared flashes that link a camera (more are needed where chance
             coincidences are likely: many events over a long recording). A match is ambiguous, and
             links nothing, when a clearly different solution also reaches that many and falls
             short of the best by fewer than that many (e.g. periodic flashes).
-        total_rows: known total sensor rows per camera label; ``1.04 * height`` otherwise.
+        total_rows: known total sensor rows per camera label; ``TYPICAL_ROWS_RATIO * height`` otherwise.
 
     Raises:
         FlashsyncError: no leading edges, fewer than two cameras with leading edges, an unknown
@@ -646,16 +712,20 @@ def match_events(
             be linked while others can are left unmatched with a ``UserWarning``.
     """
     validate_events(events)
-    tolerance = DEFAULT_TOLERANCE_MS if tolerance_ms is None else float(tolerance_ms)
-    if not tolerance > 0:
-        raise FlashsyncError(f"tolerance_ms must be positive, got {tolerance_ms}")
-    max_slope = float(max_drift_ppm) * 1e-6
     labels = [str(c) for c in events["camera"].values]
     root = 0 if reference is None else camera_index(events, reference, "reference")
     n_cameras = len(labels)
     heights = events["height"].values.astype(np.float64)
     periods = events["frame_period_ms"].values.astype(np.float64)
-    rows_total = np.array([float((total_rows or {}).get(k, DEFAULT_ROWS_RATIO * h)) for k, h in zip(labels, heights)])
+    known = np.array([k in (total_rows or {}) for k in labels])
+    rows_total = np.array([float((total_rows or {}).get(k, TYPICAL_ROWS_RATIO * h)) for k, h in zip(labels, heights)])
+    default = DEFAULT_TOLERANCE_MS + GUESS_ERROR_FRAMES * float(np.max(periods[~known], initial=0.0))
+    tolerance = default if tolerance_ms is None else float(tolerance_ms)
+    if not tolerance > 0:
+        raise FlashsyncError(f"tolerance_ms must be positive, got {tolerance_ms}")
+    max_slope = float(max_drift_ppm) * 1e-6
+    settings = dict(tolerance_ms=tolerance, max_slope=max_slope, min_matches=min_matches)
+    rows_total = guess_total_rows(events, rows_total, known, settings)
     edges = leading_edges(events, rows_total)
     if edges.index.size == 0:
         raise FlashsyncError("there are no leading-edge events to match; detect events first")
@@ -668,7 +738,6 @@ def match_events(
             f"camera '{labels[int(np.argmax(per_camera))]}' has {largest[1]} leading edges; matching expects "
             "flash events (up to a few thousand per camera): check the event detector's settings"
         )
-    settings = dict(tolerance_ms=tolerance, max_slope=max_slope, min_matches=min_matches)
     matches = pairwise_matches(edges, n_cameras, settings)
     drift, shift = tree_mappings(matches, n_cameras, root)
     linked = ~np.isnan(drift)

@@ -46,6 +46,7 @@ reuse the compiled sampler and optimiser.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time as _time
 import warnings
@@ -58,45 +59,72 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.flatten_util import ravel_pytree
 from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer import Predictive, log_likelihood
+from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.hmc import hmc
+from numpyro.infer.reparam import NeuTraReparam
 from numpyro.infer.util import potential_energy
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import camera_index
-from flashsync_bayes.timing import FrameClock, snap_frame_times
+from flashsync_bayes.events import camera_index, frame_clocks, validate_events
+from flashsync_bayes.sensors import READOUT_FRACTION_PRIOR, known_total_rows
+from flashsync_bayes.timing import snap_frame_times
 
 METHODS = ("bayes", "laplace", "lsq")
 MIN_EVENTS = 256
 MIN_FLASHES = 64
 MIN_CAMERAS = 4
-#: Hidden-row fractions below this are clipped when building the whitening (log h needs h > 0).
-MIN_HIDDEN_FRACTION = 3e-3
-#: Largest prior sd of log h used in the whitening.
-MAX_LOG_HIDDEN_SD = 1.0
 #: Smallest event-time noise σ (ms) the lsq step reports.
 MIN_SIGMA_MS = 1e-3
 LSQ_ITERATIONS = 8
 
 
 class Priors(NamedTuple):
-    """Prior settings of the model; widen them for unusual sensors.
+    """Prior settings of the model.
 
     Attributes:
-        drift_ppm: sd of the drift around 1 (parts per million).
-        hidden_rows: (mean, sd) of the hidden-row fraction ``(L - R) / R``, truncated at 0;
-            e.g. ``(0.5, 0.5)`` for fast-readout sensors at low frame rates.
+        drift_ppm: sd of the drift around 1 (parts per million); consumer clocks differ by up
+            to ~270 ppm (FACTS.md).
+        readout_fraction: Beta(α, β) of the readout fraction ``R / L`` (stored rows over total
+            sensor rows), :data:`~flashsync_bayes.sensors.READOUT_FRACTION_PRIOR` by default: 90 %
+            of it lies at ``L / R`` 1.04-2.0, real sensors' range.
         shift_sd_ms: sd of each shift around the coarse offset (ms).
-        sigma_ms: mean of the exponential prior of each camera's event-time noise σ (ms).
+        sigma_rows: mean of the exponential prior of each camera's edge noise beyond the edges'
+            own ``row_sd`` (rows).
         nu: degrees of freedom of the Student-t likelihood.
     """
 
     drift_ppm: float = 300.0
-    hidden_rows: tuple[float, float] = (0.06, 0.04)
+    readout_fraction: tuple[float, float] = READOUT_FRACTION_PRIOR
     shift_sd_ms: float = 1000.0
-    sigma_ms: float = 0.05
+    sigma_rows: float = 0.5
     nu: float = 4.0
+
+    def readout_moments(self) -> tuple[float, float]:
+        """Mean and sd of the readout-fraction prior."""
+        return beta_moments(*self.readout_fraction)
+
+    def readout_per_camera(self, n_free: int) -> tuple[float, float]:
+        """Beta(α', β') of each of ``n_free`` cameras' readout fractions: the prior to the power ``1 / n_free``.
+
+        Where the flash edges pin only the ratios of the cameras' times per row (one frame rate,
+        locked phases), the posterior along the common scale is the product of the cameras'
+        priors. Independent full priors would count the readout prior ``n_free`` times and
+        narrow it by ``sqrt(n_free)`` — confidently wrong for a rig of identical cameras. With
+        ``Beta(1 + (α - 1) / n, 1 + (β - 1) / n)`` each, the product along that ridge is one
+        ``Beta(α, β)``: what is known about sensors counts once.
+        """
+        n = max(int(n_free), 1)
+        alpha, beta = self.readout_fraction
+        return 1.0 + (alpha - 1.0) / n, 1.0 + (beta - 1.0) / n
+
+
+def beta_moments(alpha, beta):
+    """Mean and sd of Beta(α, β) distributions (floats or arrays)."""
+    total = alpha + beta
+    return alpha / total, np.sqrt(alpha * beta / (total**2 * (total + 1.0)))
 
 
 class Problem(NamedTuple):
@@ -110,7 +138,8 @@ class Problem(NamedTuple):
         frame_time_ms: ``(E,)`` (snapped) frame times p; ``row``, ``row_sd``: ``(E,)`` rows.
         flash_ids: ``(F,)`` matched flash ids in use.
         stored_rows: ``(C,)`` R; ``frame_period_ms``: ``(C,)`` T used; ``fixed_total_rows``:
-            ``(C,)`` L where known, NaN where free.
+            ``(C,)`` L where known, NaN where free; ``facts``: per camera the fact that fixed
+            it ("total rows", "readout time") or None.
         camera_centre_ms: ``(C,)`` m_c; ``centre_ms``: M; ``time_scale_ms``: X.
         shift_prior_ms: ``(C,)`` coarse shift relative to the reference, NaN where unknown.
         frame_clocks: per camera FrameClock or None.
@@ -129,6 +158,7 @@ class Problem(NamedTuple):
     stored_rows: np.ndarray
     frame_period_ms: np.ndarray
     fixed_total_rows: np.ndarray
+    facts: tuple
     camera_centre_ms: np.ndarray
     centre_ms: float
     time_scale_ms: float
@@ -171,40 +201,6 @@ class LsqSolution(NamedTuple):
     dof: float
 
 
-class ModelData(NamedTuple):
-    """Padded JAX arrays the NumPyro model reads (C cameras, F flashes, E events after padding)."""
-
-    event_camera: jax.Array  # (E,) int
-    event_flash: jax.Array  # (E,) int
-    event_x_ms: jax.Array  # (E,) p - m_c
-    event_row: jax.Array  # (E,)
-    event_row_sd: jax.Array  # (E,)
-    event_mask: jax.Array  # (E,) bool
-    event_weight: jax.Array  # (E,) weights of φ̂ (0 on padding)
-    flash_weight_sum: jax.Array  # (F,)
-    flash_scale_ms: jax.Array  # (F,) c_j
-    flash_mask: jax.Array  # (F,) bool
-    theta_mean: jax.Array  # (3C,) [δ̃, B, log h]
-    theta_chol: jax.Array  # (3C, 3C)
-    free_z: jax.Array  # (3C,) bool: entries of camera_z that move a parameter
-    free_drift: jax.Array  # (C,) bool
-    free_rows: jax.Array  # (C,) bool
-    shift_prior_mask: jax.Array  # (C,) bool
-    shift_prior_ms: jax.Array  # (C,)
-    stored_rows: jax.Array  # (C,)
-    frame_period_ms: jax.Array  # (C,)
-    fixed_total_rows: jax.Array  # (C,) (dummy where free)
-    camera_centre_ms: jax.Array  # (C,)
-    centre_ms: jax.Array  # ()
-    time_scale_ms: jax.Array  # ()
-    drift_sd: jax.Array  # ()
-    shift_sd_ms: jax.Array  # ()
-    hidden_mean: jax.Array  # ()
-    hidden_sd: jax.Array  # ()
-    sigma_rate: jax.Array  # () 1 / mean σ
-    nu: jax.Array  # ()
-
-
 # ----------------------------------------------------------------------------------------------
 # Preparing the data
 # ----------------------------------------------------------------------------------------------
@@ -217,10 +213,13 @@ def _camera_values(events, name: str) -> np.ndarray | None:
     return np.asarray(events[name].values, dtype=np.float64)
 
 
-def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=None) -> Problem:
-    """The :class:`Problem` of the matched leading edges of ``events`` (raises FlashsyncError on bad input)."""
-    from flashsync_bayes.events import validate_events
+def _facts_per_camera(events, facts, what: str) -> dict[int, float]:
+    """``{camera index: value}`` of a mapping keyed by camera label or path."""
+    return {camera_index(events, key, what): float(value) for key, value in (facts or {}).items()}
 
+
+def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=None, readout_ms=None) -> Problem:
+    """The :class:`Problem` of the matched leading edges of ``events`` (raises FlashsyncError on bad input)."""
     validate_events(events)
     labels = tuple(str(c) for c in events["camera"].values)
     paths = tuple(str(p) for p in events["path"].values)
@@ -230,30 +229,25 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
     ref = 0 if reference is None else camera_index(events, reference, "reference")
     stored_rows = np.asarray(events["height"].values, dtype=np.float64)
     period = np.asarray(events["frame_period_ms"].values, dtype=np.float64).copy()
-    clock_origin = _camera_values(events, "clock_origin_ms")
-    clock_period = _camera_values(events, "clock_period_ms")
-    clocks = []
-    for c in range(n_cameras):
-        clock = None
-        if clock_origin is not None and clock_period is not None:
-            if np.isfinite(clock_origin[c]) and np.isfinite(clock_period[c]) and clock_period[c] > 0:
-                clock = FrameClock(float(clock_origin[c]), float(clock_period[c]))
-                period[c] = clock.period_ms
-        clocks.append(clock)
-    for key, value in (frame_period_ms or {}).items():
-        c = camera_index(events, key, "frame_period_ms")
-        if not float(value) > 0:
+    clocks = frame_clocks(events)
+    for c, clock in enumerate(clocks):
+        if clock is not None:
+            period[c] = clock.period_ms
+    for c, value in _facts_per_camera(events, frame_period_ms, "frame_period_ms").items():
+        if not value > 0:
             raise FlashsyncError(f"frame period of camera '{labels[c]}' must be positive, got {value}")
-        period[c] = float(value)
-    fixed_rows = np.full(n_cameras, np.nan)
-    for key, value in (total_rows or {}).items():
-        c = camera_index(events, key, "total_rows")
-        if not float(value) >= stored_rows[c]:
-            raise FlashsyncError(
-                f"total rows of camera '{labels[c]}' must be at least its {int(stored_rows[c])} stored rows, "
-                f"got {value}"
-            )
-        fixed_rows[c] = float(value)
+        period[c] = value
+    rows_given = _facts_per_camera(events, total_rows, "total_rows")
+    readout_given = _facts_per_camera(events, readout_ms, "readout_ms")
+    fixed_rows = np.array(
+        [
+            known_total_rows(labels[c], int(stored_rows[c]), period[c], rows_given.get(c), readout_given.get(c))
+            for c in range(n_cameras)
+        ]
+    )
+    facts = tuple(
+        "total rows" if c in rows_given else "readout time" if c in readout_given else None for c in range(n_cameras)
+    )
 
     flash = np.asarray(events["flash"].values, dtype=np.int64)
     use = (np.asarray(events["edge"].values).astype(str) == "leading") & (flash >= 0)
@@ -323,6 +317,7 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
         stored_rows=stored_rows,
         frame_period_ms=period,
         fixed_total_rows=fixed_rows,
+        facts=facts,
         camera_centre_ms=centre,
         centre_ms=float(centre[ref]),
         time_scale_ms=scale,
@@ -336,12 +331,44 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
 # ----------------------------------------------------------------------------------------------
 
 
+class CameraPriors(NamedTuple):
+    """Per-camera priors of drift and centred offset, ``(C,)`` arrays.
+
+    ``drift ~ Normal(1, drift_sd)``; ``offset_ms ~ Normal(offset_loc_ms + offset_lever_ms * (drift - 1),
+    offset_sd_ms)`` (offset = the camera's centre time mapped to the reference, minus M). For
+    other cameras this is the shift prior ``Normal(coarse shift, shift_sd_ms)`` written in offsets
+    (lever ``m_c``; loc NaN without a coarse shift). For the reference camera it is its frame clock's
+    uncertainty: the snapped frame times ``p`` of a clock fitted to rounded or jittered timestamps
+    are off the sensor's true clock by ``δ_c + (p - t_c) δ_T / T`` (``t_c`` the clock's centre), so
+    its drift ``1 + δ_T / T`` has sd ``period_sd / T`` and its offset the lever ``m_ref - t_c``. A
+    reference without a clock (or with exact timestamps) has sd 0: drift 1, shift 0 exactly.
+    """
+
+    drift_sd: np.ndarray
+    offset_loc_ms: np.ndarray
+    offset_lever_ms: np.ndarray
+    offset_sd_ms: np.ndarray
+
+
+def camera_priors(problem: Problem, priors: Priors) -> CameraPriors:
+    """The :class:`CameraPriors` of a problem."""
+    ref, centre = problem.reference, problem.camera_centre_ms
+    drift_sd = np.full(len(problem.cameras), priors.drift_ppm * 1e-6)
+    offset_loc = problem.shift_prior_ms + centre - problem.centre_ms
+    offset_lever = centre.copy()
+    offset_sd = np.full(len(problem.cameras), float(priors.shift_sd_ms))
+    clock = problem.frame_clocks[ref]
+    drift_sd[ref] = 0.0 if clock is None else clock.period_sd_ms / clock.period_ms
+    offset_loc[ref] = 0.0
+    offset_lever[ref] = 0.0 if clock is None else centre[ref] - clock.centre_ms
+    offset_sd[ref] = 0.0 if clock is None else clock.centre_sd_ms
+    return CameraPriors(drift_sd, offset_loc, offset_lever, offset_sd)
+
+
 def _prior_time_per_row(problem: Problem, priors: Priors):
-    """Prior mean and sd ``(C,)`` of the time per row a (ms) implied by the hidden-row prior."""
-    mean_h, sd_h = priors.hidden_rows
-    a0 = problem.frame_period_ms / (problem.stored_rows * (1.0 + mean_h))
-    sd = problem.frame_period_ms / (problem.stored_rows * (1.0 + mean_h) ** 2) * sd_h
-    return a0, sd
+    """Prior mean and sd ``(C,)`` of the time per row a (ms) implied by each camera's readout-fraction prior."""
+    mean_q, sd_q = beta_moments(*priors.readout_per_camera(int(np.sum(~np.isfinite(problem.fixed_total_rows)))))
+    return problem.frame_period_ms * mean_q / problem.stored_rows, problem.frame_period_ms * sd_q / problem.stored_rows
 
 
 def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
@@ -350,7 +377,8 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
     n_flash = problem.flash_ids.size
     ref = problem.reference
     fixed = np.isfinite(problem.fixed_total_rows)
-    free_drift = np.arange(n_cam) != ref
+    camera_prior = camera_priors(problem, priors)
+    free_drift = camera_prior.drift_sd > 0
     columns = iter(range(10**9))
     drift_col = np.array([next(columns) if free_drift[c] else -1 for c in range(n_cam)])
     offset_col = np.array([next(columns) if free_drift[c] else -1 for c in range(n_cam)])
@@ -381,21 +409,21 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
     value[:, 3] = -1.0
     target = -(x + known_tpr[cam] * y)
 
-    # priors as pseudo-observations: drift, time per row, and shift where a coarse value exists
+    # priors as pseudo-observations: drift, time per row, and offset where a prior centre exists
     prior_rows, prior_targets, prior_sds = [], [], []
     a0, a_sd = _prior_time_per_row(problem, priors)
     for c in range(n_cam):
         if drift_col[c] >= 0:
             g = np.zeros(n_par)
             g[drift_col[c]] = 1.0
-            prior_rows.append(g), prior_targets.append(0.0), prior_sds.append(priors.drift_ppm * 1e-6 * big_x)
-            if np.isfinite(problem.shift_prior_ms[c]):
+            prior_rows.append(g), prior_targets.append(0.0), prior_sds.append(camera_prior.drift_sd[c] * big_x)
+            if np.isfinite(camera_prior.offset_loc_ms[c]):
                 g = np.zeros(n_par)
                 g[offset_col[c]] = 1.0
-                g[drift_col[c]] = -problem.camera_centre_ms[c] / big_x
+                g[drift_col[c]] = -camera_prior.offset_lever_ms[c] / big_x
                 prior_rows.append(g)
-                prior_targets.append(problem.shift_prior_ms[c] + problem.camera_centre_ms[c] - problem.centre_ms)
-                prior_sds.append(priors.shift_sd_ms)
+                prior_targets.append(camera_prior.offset_loc_ms[c])
+                prior_sds.append(camera_prior.offset_sd_ms[c])
         if tpr_col[c] >= 0:
             g = np.zeros(n_par)
             g[tpr_col[c]] = 1.0
@@ -405,7 +433,7 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
     prior_normal = prior_design.T @ (prior_precision[:, None] * prior_design)
     prior_rhs = prior_design.T @ (prior_precision * np.asarray(prior_targets))
 
-    def normal_equations(weight):
+    def normal_equations(weight, value, target):
         normal = np.zeros((n_par + 1, n_par + 1))
         pairs = weight[:, None, None] * value[:, :, None] * value[:, None, :]
         np.add.at(normal, (index[:, :, None], index[:, None, :]), pairs)
@@ -421,10 +449,17 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
     tpr = a0.copy()
     robust = np.ones(n_ev)
     dof = float(n_ev)
+    residual = np.zeros(n_ev)
     for iteration in range(LSQ_ITERATIONS + 1):
         variance = sigma[cam] ** 2 + (tpr[cam] * problem.row_sd) ** 2
         weight = robust / variance
-        normal, rhs = normal_equations(weight)
+        # Gauss-Newton on the rows (the data's own scale), not on times: the time-per-row column
+        # holds the predicted row and the target its correction. In time units a shorter row
+        # would shrink every residual, and along the locked-phase ridge the fit would slide to
+        # short rows; in rows it is scale-free there and the prior decides, as it should.
+        gauss_newton = value.copy()
+        gauss_newton[has_tpr, 2] = (y + residual / tpr[cam])[has_tpr] / row_scale
+        normal, rhs = normal_equations(weight, gauss_newton, target + np.where(has_tpr, residual, 0.0))
         vector, camera_cov, gain, flash_var = _solve_blocks(normal, rhs, n_cam_par)
         residual = target - predict(vector)
         if iteration == LSQ_ITERATIONS:
@@ -565,320 +600,677 @@ def lsq_natural(problem: Problem, solution: LsqSolution, vectors: np.ndarray) ->
 # The NumPyro model
 # ----------------------------------------------------------------------------------------------
 
+#: Sharpness k of :class:`SoftClipTransform`: its slope differs from 1 by less than exp(-k d) at a
+#: distance d from 0 and 1, so it is linear to 1e-8 for readout fractions 0.1-0.9 and saturates
+#: within ~1/k of the ends. A ridge whose width is 1e-4 of its length must stay straight to that
+#: precision, or NUTS needs tiny steps to follow it.
+SOFT_CLIP_SHARPNESS = 200.0
+#: Prior sd (ms) of each flash time around its least-squares value: flat at the data's scale.
+FLASH_PRIOR_SD_MS = 1000.0
+#: Prior sds of the inert drift and offset (ms) of cameras whose mapping is fixed: a reference
+#: camera whose timestamps are exact or irregular, and padding.
+INERT_DRIFT_SD = 1e-4
+INERT_OFFSET_SD_MS = 1.0
+#: Latent sites of :func:`sync_model`, in the order the model samples them.
+LATENT_SITES = ("drift", "offset_ms", "readout_fraction", "sigma_rows", "flash_ms")
+#: Deterministic sites of :func:`sync_model` that results report.
+DERIVED_SITES = (
+    "drift_used", "shift_ms", "time_per_row_ms", "total_rows", "readout_fraction_used", "sigma_ms", "flash_time_ms"
+)
+
+
+class _ReadoutInterval(constraints._Interval):
+    """The unit interval of the readout fraction; unconstrained through :class:`SoftClipTransform`."""
+
+
+readout_interval = _ReadoutInterval(0.0, 1.0)
+
+
+class SoftClipTransform(numpyro.distributions.transforms.Transform):
+    """``R -> (0, 1)``: ``q = (softplus(k v) - softplus(k (v - 1))) / k`` with k :data:`SOFT_CLIP_SHARPNESS`.
+
+    The identity over (0, 1) up to ~1/k of its ends, and smooth, unlike the logistic map: time
+    per row, offsets and flash times scale together along the locked-phase ridge, which therefore
+    stays a straight line in these coordinates and NUTS can follow it with long steps.
+    """
+
+    domain = constraints.real
+    codomain = readout_interval
+    sign = 1
+
+    def __call__(self, v):
+        k = SOFT_CLIP_SHARPNESS
+        return (jax.nn.softplus(k * v) - jax.nn.softplus(k * (v - 1.0))) / k
+
+    def _inverse(self, q):
+        k = SOFT_CLIP_SHARPNESS
+        return (jnp.log(jnp.expm1(k * q)) - jnp.log(-jnp.expm1(k * (q - 1.0)))) / k
+
+    def log_abs_det_jacobian(self, v, q, intermediates=None):
+        # σ(kv) - σ(kv - k) = σ(kv) σ(k - kv) (1 - e^{-k})
+        k = SOFT_CLIP_SHARPNESS
+        return jax.nn.log_sigmoid(k * v) + jax.nn.log_sigmoid(k - k * v) + jnp.log(-jnp.expm1(-k))
+
+    def tree_flatten(self):
+        return (), ((), {})
+
+    def __eq__(self, other):
+        return isinstance(other, SoftClipTransform)
+
+
+@biject_to.register(_ReadoutInterval)
+def _readout_bijection(constraint):
+    return SoftClipTransform()
+
+
+class ReadoutFraction(dist.Beta):
+    """Beta prior of the readout fraction ``R / L``, sampled through :class:`SoftClipTransform`."""
+
+    support = readout_interval
+
+
+class ModelData(NamedTuple):
+    """Padded arrays :func:`sync_model` reads (C cameras, F flashes, E events after padding)."""
+
+    event_camera: jax.Array  # (E,) int
+    event_flash: jax.Array  # (E,) int
+    event_x_ms: jax.Array  # (E,) p - m_c
+    event_row: jax.Array  # (E,)
+    event_row_sd: jax.Array  # (E,)
+    event_mask: jax.Array  # (E,) bool
+    stored_rows: jax.Array  # (C,) R
+    frame_period_ms: jax.Array  # (C,) T
+    reference: jax.Array  # () index of the reference camera
+    flash_mask: jax.Array  # (F,) bool: real flashes (not padding)
+    selection_weight: jax.Array  # () 1 for sampling, 0 for the Laplace mode (see sync_model)
+    fixed_mapping: jax.Array  # (C,) bool: drift 1, shift 0 exactly (reference without clock uncertainty, padding)
+    known_readout: jax.Array  # (C,) bool: R / L given by a fact
+    readout_value: jax.Array  # (C,) the given R / L (dummy where unknown)
+    camera_centre_ms: jax.Array  # (C,) m_c
+    centre_ms: jax.Array  # () M
+    drift_sd: jax.Array  # (C,)
+    offset_loc_ms: jax.Array  # (C,)
+    offset_lever_ms: jax.Array  # (C,)
+    offset_sd_ms: jax.Array  # (C,)
+    readout_prior: jax.Array  # (C, 2) Beta α', β' of each camera (Priors.readout_per_camera; INERT_READOUT_PRIOR)
+    sigma_rate: jax.Array  # () 1 / mean σ (1/rows)
+    flash_loc_ms: jax.Array  # (F,) prior centre of ψ_j = φ_j - M
+    nu: jax.Array  # ()
+
+
+class Whitening(NamedTuple):
+    """Map ``u -> x`` from whitened coordinates to the model's unconstrained ones (:data:`LATENT_SITES` order).
+
+    ``x = loc + scale @ u + gain * (q_m - ridge_centre)``, except that entry ``ridge_index`` (the
+    readout fraction ``q_m`` of the camera nearest to ``L = R``) is ``q_m = sigmoid(ridge_logit +
+    ridge_scale * u_m)``. With one frame rate and locked phases the data pin only the ratios of the
+    cameras' times per row: the posterior is a long ridge along which every parameter moves in
+    proportion to ``q_m`` and which ends at ``q_m = 1``. Here it is a straight line along ``u_m``
+    (everything else follows ``q_m`` linearly), and the smooth logistic keeps the end at ``L = R``
+    gentle, so NUTS explores the ridge with long steps.
+
+    Attributes:
+        loc: ``(K,)`` unconstrained values at the centre (the lsq solution).
+        scale: ``(K, K)`` lower-triangular factor of the covariance given ``q_m`` (row and column
+            ``ridge_index`` are unused).
+        gain: ``(K,)`` change of each unconstrained value per unit of ``q_m``.
+        ridge_index: () position of ``q_m`` in ``x``.
+        ridge_centre: () ``q_m`` at the centre; ``ridge_logit``: its logit; ``ridge_scale``: its sd in logits.
+    """
+
+    loc: jax.Array
+    scale: jax.Array
+    gain: jax.Array
+    ridge_index: jax.Array
+    ridge_centre: jax.Array
+    ridge_logit: jax.Array
+    ridge_scale: jax.Array
+
+
+class RidgeTransform(numpyro.distributions.transforms.Transform):
+    """The :class:`Whitening` map as a NumPyro transform (for :class:`~numpyro.infer.reparam.NeuTraReparam`)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+
+    def __init__(self, whitening: Whitening):
+        self.whitening = whitening
+
+    def _ridge(self, u):
+        """``(q_m, its derivative by u_m)``."""
+        w = self.whitening
+        q = jax.nn.sigmoid(w.ridge_logit + w.ridge_scale * u[..., w.ridge_index])
+        return q, w.ridge_scale * q * (1.0 - q)
+
+    def __call__(self, u):
+        w = self.whitening
+        q, _ = self._ridge(u)
+        x = w.loc + u @ w.scale.T + w.gain * (q - w.ridge_centre)[..., None]
+        return x.at[..., w.ridge_index].set(SoftClipTransform().inv(q))
+
+    def log_abs_det_jacobian(self, u, x, intermediates=None):
+        w = self.whitening
+        q, dq_du = self._ridge(u)
+        dq_dv = jnp.exp(SoftClipTransform().log_abs_det_jacobian(x[..., w.ridge_index], q))
+        diagonal = jnp.log(jnp.abs(jnp.diagonal(w.scale))).at[w.ridge_index].set(0.0)
+        return jnp.log(dq_du) - jnp.log(dq_dv) + jnp.sum(diagonal)
+
+
+class _RidgeGuide(AutoMultivariateNormal):
+    """An AutoMultivariateNormal whose transform is a :class:`RidgeTransform` given as ``params["whitening"]``."""
+
+    def get_transform(self, params):
+        return RidgeTransform(params["whitening"])
+
+
+def camera_parameters(drift, offset_ms, readout_fraction, sigma_rows, data: ModelData) -> dict:
+    """What the likelihood uses and results report of the camera latents, each ``(C,)``.
+
+    The drift, centred offset (ms) and readout fraction in use (the fixed or given value where a
+    camera has one), the shift, time per row and edge noise (ms), and total rows.
+    """
+    readout = jnp.where(data.known_readout, data.readout_value, readout_fraction)
+    drift = jnp.where(data.fixed_mapping, 1.0, drift)
+    offset_ms = jnp.where(data.fixed_mapping, data.camera_centre_ms - data.centre_ms, offset_ms)
+    time_per_row = drift * data.frame_period_ms * readout / data.stored_rows
+    return {
+        "drift_used": drift,
+        "offset_used_ms": offset_ms,
+        "shift_ms": offset_ms + data.centre_ms - drift * data.camera_centre_ms,
+        "time_per_row_ms": time_per_row,
+        "total_rows": data.stored_rows / readout,
+        "readout_fraction_used": readout,
+        "sigma_ms": sigma_rows * time_per_row,
+    }
+
+
+def sync_model(data: ModelData):
+    """NumPyro model of DESIGN §5; observes the rows of the matched leading edges.
+
+    Every edge ``e`` (camera c, flash j) has ``y_e ~ StudentT(ν, (ψ_j - B_c - d_c x_e) / a_c,
+    sqrt(σ_c² + row_sd_e²))`` — DESIGN §5's time-domain Student-t divided by the time per row
+    ``a_c = d_c T_c (R_c / L_c) / R_c`` (Jacobian kept), with the extra edge noise σ_c in rows.
+    Priors: :class:`CameraPriors` for drift ``d`` and centred offset ``B``; :class:`ReadoutFraction`
+    for ``R / L`` (unused where a fact gives it); ``σ_c ~ Exponential`` (rows); flash times ``ψ_j``
+    (centred on M) flat at the data's scale (Normal, sd :data:`FLASH_PRIOR_SD_MS`), with the
+    selection term ``-F log a_ref`` weighted by ``selection_weight``: 1 where the posterior is
+    integrated (NUTS), 0 for the joint mode of the Laplace approximation, where the flash times'
+    room and its correction both drop out.
+    """
+    n_cam, n_flash = data.stored_rows.shape[0], data.flash_loc_ms.shape[0]
+    with numpyro.plate("camera", n_cam):
+        drift = numpyro.sample("drift", dist.Normal(1.0, data.drift_sd))
+        offset_loc = data.offset_loc_ms + data.offset_lever_ms * (drift - 1.0)
+        offset = numpyro.sample("offset_ms", dist.Normal(offset_loc, data.offset_sd_ms))
+        readout = numpyro.sample("readout_fraction", ReadoutFraction(data.readout_prior[:, 0], data.readout_prior[:, 1]))
+        sigma = numpyro.sample("sigma_rows", dist.Exponential(data.sigma_rate))
+    with numpyro.plate("flash", n_flash):
+        flash = numpyro.sample("flash_ms", dist.Normal(data.flash_loc_ms, FLASH_PRIOR_SD_MS))
+    camera = camera_parameters(drift, offset, readout, sigma, data)
+    # Only flashes whose edges fall in stored rows are seen; given that, where one lies is uniform
+    # over the rows (a window ∝ time per row), while the flat prior gives every flash time room ∝
+    # time per row. Without this term an unpinned time per row would slide towards L = R.
+    reference_row_ms = camera["time_per_row_ms"][data.reference]
+    numpyro.factor("flash_selection", -data.selection_weight * jnp.sum(data.flash_mask) * jnp.log(reference_row_ms))
+    for name in DERIVED_SITES[:-1]:
+        numpyro.deterministic(name, camera[name])
+    numpyro.deterministic("flash_time_ms", flash + data.centre_ms)
+    cam = data.event_camera
+    a = camera["time_per_row_ms"][cam]
+    loc = (flash[data.event_flash] - camera["offset_used_ms"][cam] - camera["drift_used"][cam] * data.event_x_ms) / a
+    scale = jnp.sqrt(sigma[cam] ** 2 + data.event_row_sd**2)
+    with numpyro.plate("event", data.event_row.shape[0]), numpyro.handlers.mask(mask=data.event_mask):
+        numpyro.sample("row", dist.StudentT(data.nu, loc, scale), obs=data.event_row)
+
+
+@functools.lru_cache(maxsize=16)
+def _guide(n_cam: int, n_flash: int, n_event: int) -> _RidgeGuide:
+    """A :class:`_RidgeGuide` of :func:`sync_model` for one padded shape.
+
+    Only its structure is used (site order and sizes for :class:`NeuTraReparam`); its transform
+    comes from a :class:`Whitening`. One guide per shape keeps the compiled samplers reusable.
+    """
+    guide = _RidgeGuide(sync_model)
+    # concrete values even when first called while a sampler is being traced
+    with jax.ensure_compile_time_eval(), numpyro.handlers.seed(rng_seed=0), numpyro.handlers.block():
+        guide(_placeholder_data(n_cam, n_flash, n_event))
+    order = [name for name, site in guide.prototype_trace.items() if site["type"] == "sample" and not site["is_observed"]]
+    assert tuple(order) == LATENT_SITES, order
+    return guide
+
+
+def _placeholder_data(n_cam: int, n_flash: int, n_event: int) -> ModelData:
+    """A valid :class:`ModelData` of the given padded shape (values irrelevant)."""
+    ones = jnp.ones(n_cam)
+    return ModelData(
+        event_camera=jnp.zeros(n_event, int),
+        event_flash=jnp.zeros(n_event, int),
+        event_x_ms=jnp.zeros(n_event),
+        event_row=jnp.zeros(n_event),
+        event_row_sd=jnp.ones(n_event),
+        event_mask=jnp.zeros(n_event, bool),
+        stored_rows=100.0 * ones,
+        frame_period_ms=10.0 * ones,
+        reference=jnp.asarray(0),
+        flash_mask=jnp.zeros(n_flash, bool),
+        selection_weight=jnp.asarray(1.0),
+        fixed_mapping=jnp.zeros(n_cam, bool),
+        known_readout=jnp.zeros(n_cam, bool),
+        readout_value=0.8 * ones,
+        camera_centre_ms=0.0 * ones,
+        centre_ms=jnp.asarray(0.0),
+        drift_sd=1e-4 * ones,
+        offset_loc_ms=0.0 * ones,
+        offset_lever_ms=0.0 * ones,
+        offset_sd_ms=ones,
+        readout_prior=jnp.tile(jnp.asarray(READOUT_FRACTION_PRIOR), (n_cam, 1)),
+        sigma_rate=jnp.asarray(20.0),
+        flash_loc_ms=jnp.zeros(n_flash),
+        nu=jnp.asarray(4.0),
+    )
+
+
+def _neutra(data: ModelData, whitening: Whitening) -> NeuTraReparam:
+    """The NeuTra reparametrization of :func:`sync_model` by ``whitening``."""
+    guide = _guide(data.stored_rows.shape[0], data.flash_loc_ms.shape[0], data.event_row.shape[0])
+    return NeuTraReparam(guide, {"whitening": whitening})
+
+
+def whitened_potential(u, data: ModelData, whitening: Whitening):
+    """Negative log posterior density (up to a constant) at whitened coordinates ``u`` ``(K,)``."""
+    model = _neutra(data, whitening).reparam(sync_model)
+    return potential_energy(model, (data,), {}, {"auto_shared_latent": u})
+
+
+@jax.jit
+def latent_draws(u, data: ModelData, whitening: Whitening) -> dict[str, jax.Array]:
+    """Latent site values (:data:`LATENT_SITES`) of whitened draws ``(n, K)``, each ``(n, ...)``."""
+    guide = _guide(data.stored_rows.shape[0], data.flash_loc_ms.shape[0], data.event_row.shape[0])
+    x = RidgeTransform(whitening)(u)
+    return {
+        name: biject_to(guide.prototype_trace[name]["fn"].support)(x[:, part])
+        for name, part in _site_slices(data).items()
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Padded model data and the whitening from the least-squares solution
+# ----------------------------------------------------------------------------------------------
+
 
 def _bucket(n: int, minimum: int) -> int:
     """Smallest power of two >= max(n, minimum)."""
     return 1 << (max(int(n), int(minimum)) - 1).bit_length()
 
 
+def _pad(values, size: int, fill) -> np.ndarray:
+    """``values`` followed by ``fill`` up to ``size`` entries."""
+    values = np.asarray(values)
+    out = np.full(size, fill, dtype=values.dtype)
+    out[: values.size] = values
+    return out
+
+
 def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors()) -> ModelData:
-    """Padded :class:`ModelData` for the model, whitened by the lsq solution."""
+    """Padded :class:`ModelData` of a problem; priors centred with the lsq solution where no coarse value exists."""
     n_cam, n_flash, n_ev = len(problem.cameras), problem.flash_ids.size, problem.row.size
     pc, pf, pe = _bucket(n_cam, MIN_CAMERAS), _bucket(n_flash, MIN_FLASHES), _bucket(n_ev, MIN_EVENTS)
-    ref = problem.reference
-    fixed = np.isfinite(problem.fixed_total_rows)
-    real = np.arange(pc) < n_cam
-    free_drift = real & (np.arange(pc) != ref)
-    free_rows = real.copy()
-    free_rows[:n_cam] &= ~fixed
-
-    def pad(values, size, fill):
-        out = np.full(size, fill, dtype=np.asarray(values).dtype)
-        out[: len(values)] = values
-        return out
-
-    stored = pad(problem.stored_rows, pc, 100.0)
-    period = pad(problem.frame_period_ms, pc, 10.0)
-    mean_h, sd_h = priors.hidden_rows
-    known_rows = pad(problem.fixed_total_rows, pc, np.nan)
-    fixed_rows = np.where(np.isfinite(known_rows), known_rows, stored * (1 + mean_h))
-    drift = 1.0 + pad(solution.drift_scaled, pc, 0.0) / problem.time_scale_ms
-    tpr = pad(solution.time_per_row_ms, pc, 1.0)
-    hidden = np.clip(drift * period / (np.where(tpr > 0, tpr, np.nan) * stored) - 1.0, MIN_HIDDEN_FRACTION, 10.0)
-    hidden = np.where(np.isfinite(hidden) & free_rows, hidden, mean_h if mean_h > 0 else 0.05)
-    log_hidden = np.log(hidden)
-
-    # covariance of the free camera parameters (δ̃, B, log h) from the lsq covariance
-    theta_mean = np.concatenate([pad(solution.drift_scaled, pc, 0.0), pad(solution.offset_ms, pc, 0.0), log_hidden])
-    free_z = np.concatenate([free_drift, free_drift, free_rows])
-    source_col = np.full(3 * pc, -1)
-    gain = np.zeros(3 * pc)
-    for c in range(n_cam):
-        if free_drift[c]:
-            source_col[c], gain[c] = solution.drift_column[c], 1.0
-            source_col[pc + c], gain[pc + c] = solution.offset_column[c], 1.0
-        if free_rows[c]:
-            # d log h / d a = -(d T / (a² R)) / h
-            source_col[2 * pc + c] = solution.tpr_column[c]
-            gain[2 * pc + c] = -(drift[c] * period[c] / (tpr[c] ** 2 * stored[c])) / hidden[c]
-    free_index = np.flatnonzero(free_z)
-    sub = solution.camera_covariance[np.ix_(source_col[free_index], source_col[free_index])]
-    sub = sub * np.outer(gain[free_index], gain[free_index])
-    sd = np.sqrt(np.maximum(np.diag(sub), 1e-300))
-    cap = np.where(free_index >= 2 * pc, np.minimum(1.0, MAX_LOG_HIDDEN_SD / sd), 1.0)
-    sub = sub * np.outer(cap, cap)
-    sub = 0.5 * (sub + sub.T) + np.diag(1e-12 * np.diag(sub) + 1e-300)
-    chol = np.zeros((3 * pc, 3 * pc))
-    chol[np.ix_(free_index, free_index)] = _safe_cholesky(sub)
-
-    # flash times: fixed weights for φ̂ and the conditional scale c_j
-    weight = solution.weight
-    weight_sum = np.bincount(problem.event_flash, weights=weight, minlength=n_flash)
+    prior = camera_priors(problem, priors)
+    lsq_drift = 1.0 + solution.drift_scaled / problem.time_scale_ms
+    offset_loc = np.where(
+        np.isfinite(prior.offset_loc_ms), prior.offset_loc_ms, solution.offset_ms - prior.offset_lever_ms * (lsq_drift - 1)
+    )
+    known = np.isfinite(problem.fixed_total_rows)
     x = problem.frame_time_ms - problem.camera_centre_ms[problem.event_camera]
-    shift_prior = problem.shift_prior_ms.copy()
-    lsq_shift = solution.offset_ms + problem.centre_ms - drift[:n_cam] * problem.camera_centre_ms
-    shift_prior = np.where(np.isfinite(shift_prior), shift_prior, lsq_shift)
-    f64 = jnp.float64
+    f64 = partial(jnp.asarray, dtype=jnp.float64)
     return ModelData(
-        event_camera=jnp.asarray(pad(problem.event_camera, pe, 0)),
-        event_flash=jnp.asarray(pad(problem.event_flash, pe, 0)),
-        event_x_ms=jnp.asarray(pad(x, pe, 0.0), dtype=f64),
-        event_row=jnp.asarray(pad(problem.row, pe, 0.0), dtype=f64),
-        event_row_sd=jnp.asarray(pad(problem.row_sd, pe, 1.0), dtype=f64),
+        event_camera=jnp.asarray(_pad(problem.event_camera, pe, 0)),
+        event_flash=jnp.asarray(_pad(problem.event_flash, pe, 0)),
+        event_x_ms=f64(_pad(x, pe, 0.0)),
+        event_row=f64(_pad(problem.row, pe, 0.0)),
+        event_row_sd=f64(_pad(problem.row_sd, pe, 1.0)),
         event_mask=jnp.asarray(np.arange(pe) < n_ev),
-        event_weight=jnp.asarray(pad(weight, pe, 0.0), dtype=f64),
-        flash_weight_sum=jnp.asarray(pad(weight_sum, pf, 1.0), dtype=f64),
-        flash_scale_ms=jnp.asarray(pad(1.0 / np.sqrt(weight_sum), pf, 1.0), dtype=f64),
+        stored_rows=f64(_pad(problem.stored_rows, pc, 100.0)),
+        frame_period_ms=f64(_pad(problem.frame_period_ms, pc, 10.0)),
+        reference=jnp.asarray(problem.reference),
         flash_mask=jnp.asarray(np.arange(pf) < n_flash),
-        theta_mean=jnp.asarray(theta_mean, dtype=f64),
-        theta_chol=jnp.asarray(chol, dtype=f64),
-        free_z=jnp.asarray(free_z),
-        free_drift=jnp.asarray(free_drift),
-        free_rows=jnp.asarray(free_rows),
-        shift_prior_mask=jnp.asarray(free_drift),
-        shift_prior_ms=jnp.asarray(pad(shift_prior, pc, 0.0), dtype=f64),
-        stored_rows=jnp.asarray(stored, dtype=f64),
-        frame_period_ms=jnp.asarray(period, dtype=f64),
-        fixed_total_rows=jnp.asarray(fixed_rows, dtype=f64),
-        camera_centre_ms=jnp.asarray(pad(problem.camera_centre_ms, pc, problem.centre_ms), dtype=f64),
-        centre_ms=jnp.asarray(problem.centre_ms, dtype=f64),
-        time_scale_ms=jnp.asarray(problem.time_scale_ms, dtype=f64),
-        drift_sd=jnp.asarray(priors.drift_ppm * 1e-6, dtype=f64),
-        shift_sd_ms=jnp.asarray(priors.shift_sd_ms, dtype=f64),
-        hidden_mean=jnp.asarray(mean_h, dtype=f64),
-        hidden_sd=jnp.asarray(sd_h, dtype=f64),
-        sigma_rate=jnp.asarray(1.0 / priors.sigma_ms, dtype=f64),
-        nu=jnp.asarray(priors.nu, dtype=f64),
+        selection_weight=f64(1.0),
+        fixed_mapping=jnp.asarray(_pad(prior.drift_sd <= 0, pc, True)),
+        known_readout=jnp.asarray(_pad(known, pc, False)),
+        readout_value=f64(_pad(np.where(known, problem.stored_rows / np.where(known, problem.fixed_total_rows, 1.0), 0.8), pc, 0.8)),
+        camera_centre_ms=f64(_pad(problem.camera_centre_ms, pc, problem.centre_ms)),
+        centre_ms=f64(problem.centre_ms),
+        drift_sd=f64(_pad(np.where(prior.drift_sd > 0, prior.drift_sd, INERT_DRIFT_SD), pc, INERT_DRIFT_SD)),
+        offset_loc_ms=f64(_pad(offset_loc, pc, 0.0)),
+        offset_lever_ms=f64(_pad(prior.offset_lever_ms, pc, 0.0)),
+        offset_sd_ms=f64(_pad(np.where(prior.drift_sd > 0, prior.offset_sd_ms, INERT_OFFSET_SD_MS), pc, INERT_OFFSET_SD_MS)),
+        readout_prior=f64(_readout_priors(priors, _pad(~known, pc, False))),
+        sigma_rate=f64(1.0 / priors.sigma_rows),
+        flash_loc_ms=f64(_pad(solution.flash_ms, pf, 0.0)),
+        nu=f64(priors.nu),
     )
 
 
-def _safe_cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a symmetric PSD matrix, via eigenvalue clipping if needed."""
-    try:
-        return np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        values, vectors = np.linalg.eigh(matrix)
-        values = np.maximum(values, 1e-12 * max(values.max(), 1e-300))
-        return np.linalg.cholesky((vectors * values) @ vectors.T)
+#: Prior of the readout fractions that nothing depends on (cameras with a known fact, padding):
+#: far from 0 and 1, where a sampler exploring it would meet the steep ends of SoftClipTransform.
+INERT_READOUT_PRIOR = (20.0, 20.0)
 
 
-class Natural(NamedTuple):
-    """Model parameters in natural units: per camera ``(C,)`` and per flash ``(F,)``."""
-
-    drift: jax.Array
-    offset_ms: jax.Array
-    shift_ms: jax.Array
-    total_rows: jax.Array
-    time_per_row_ms: jax.Array
-    sigma_ms: jax.Array
-    flash_ms: jax.Array  # centred ψ = φ - M
+def _readout_priors(priors: Priors, free: np.ndarray) -> np.ndarray:
+    """Beta parameters ``(C, 2)`` of the readout fractions: the per-camera prior where free, else inert."""
+    per_camera = priors.readout_per_camera(int(np.sum(free)))
+    return np.where(free[:, None], np.asarray(per_camera), np.asarray(INERT_READOUT_PRIOR))
 
 
-def natural_parameters(camera_z, flash_z, sigma_ms, data: ModelData) -> Natural:
-    """Natural parameters of one point of the whitened coordinates."""
-    n = data.stored_rows.shape[0]
-    theta = data.theta_mean + data.theta_chol @ camera_z
-    drift = 1.0 + theta[:n] / data.time_scale_ms
-    offset = theta[n : 2 * n]
-    hidden = jnp.exp(theta[2 * n :])
-    total_rows = jnp.where(data.free_rows, data.stored_rows * (1.0 + hidden), data.fixed_total_rows)
-    tpr = drift * data.frame_period_ms / total_rows
-    cam = data.event_camera
-    mapped = drift[cam] * data.event_x_ms + offset[cam] + tpr[cam] * data.event_row
-    weighted = jax.ops.segment_sum(data.event_weight * mapped, data.event_flash, data.flash_mask.shape[0])
-    flash = weighted / data.flash_weight_sum + data.flash_scale_ms * flash_z
-    shift = offset + data.centre_ms - drift * data.camera_centre_ms
-    return Natural(drift, offset, shift, total_rows, tpr, sigma_ms, flash)
+def _site_slices(data: ModelData) -> dict[str, slice]:
+    """Position of each latent site in the flat unconstrained vector (:data:`LATENT_SITES` order)."""
+    sizes = [data.stored_rows.shape[0]] * 4 + [data.flash_loc_ms.shape[0]]
+    ends = np.cumsum(sizes)
+    return {name: slice(int(end - size), int(end)) for name, size, end in zip(LATENT_SITES, sizes, ends)}
 
 
-def _row_distribution(nat: Natural, data: ModelData):
-    """Student-t distribution ``(E,)`` of the observed rows given natural parameters."""
-    cam = data.event_camera
-    a = nat.time_per_row_ms[cam]
-    loc = (nat.flash_ms[data.event_flash] - nat.offset_ms[cam] - nat.drift[cam] * data.event_x_ms) / a
-    scale = jnp.sqrt((nat.sigma_ms[cam] / a) ** 2 + data.event_row_sd**2)
-    return dist.StudentT(data.nu, loc, scale)
-
-
-def _log_prior(camera_z, flash_z, nat: Natural, data: ModelData):
-    """Log prior density of the camera parameters in whitened coordinates (constant Jacobians dropped)."""
-    n = data.stored_rows.shape[0]
-    hidden = nat.total_rows / data.stored_rows - 1.0
-    log_hidden = (data.theta_mean + data.theta_chol @ camera_z)[2 * n :]
-    lp = jnp.sum(jnp.where(data.free_drift, dist.Normal(1.0, data.drift_sd).log_prob(nat.drift), 0.0))
-    shift_lp = dist.Normal(data.shift_prior_ms, data.shift_sd_ms).log_prob(nat.shift_ms)
-    lp += jnp.sum(jnp.where(data.shift_prior_mask, shift_lp, 0.0))
-    hidden_lp = dist.Normal(data.hidden_mean, data.hidden_sd).log_prob(hidden) + log_hidden
-    lp += jnp.sum(jnp.where(data.free_rows, hidden_lp, 0.0))
-    # entries that move nothing, and padded flashes, get a standard normal so the target is proper
-    lp -= 0.5 * jnp.sum(jnp.where(data.free_z, 0.0, camera_z**2))
-    lp -= 0.5 * jnp.sum(jnp.where(data.flash_mask, 0.0, flash_z**2))
-    return lp
-
-
-def sync_model(data: ModelData):
-    """NumPyro model of DESIGN §5 in whitened coordinates; observes the rows of the matched edges."""
-    n_z = data.theta_mean.shape[0]
-    n_flash = data.flash_mask.shape[0]
-    n_cam = data.stored_rows.shape[0]
-    camera_z = numpyro.sample("camera_z", dist.ImproperUniform(constraints.real, (), (n_z,)))
-    flash_z = numpyro.sample("flash_z", dist.ImproperUniform(constraints.real, (), (n_flash,)))
-    sigma = numpyro.sample("sigma_ms", dist.Exponential(data.sigma_rate * jnp.ones(n_cam)).to_event(1))
-    nat = natural_parameters(camera_z, flash_z, sigma, data)
-    numpyro.factor("camera_prior", _log_prior(camera_z, flash_z, nat, data))
-    with numpyro.handlers.mask(mask=data.event_mask):
-        numpyro.sample("row", _row_distribution(nat, data), obs=data.event_row)
-
-
-def _draw_dof(solution: LsqSolution) -> float:
-    """Degrees of freedom of the Student-t draws of lsq and Laplace (at least 1)."""
-    return max(float(solution.dof), 1.0)
-
-
-def _unconstrained_init(solution: LsqSolution, data: ModelData) -> dict[str, jax.Array]:
-    """Unconstrained starting point at the lsq solution: camera_z = flash_z = 0, σ at its lsq value."""
-    n_cam = data.stored_rows.shape[0]
-    sigma = np.full(n_cam, 1.0 / float(data.sigma_rate))
-    sigma[: solution.sigma_ms.size] = solution.sigma_ms
-    return {
-        "camera_z": jnp.zeros(data.theta_mean.shape[0]),
-        "flash_z": jnp.zeros(data.flash_mask.shape[0]),
-        "sigma_ms": jnp.log(jnp.asarray(sigma)),
+def lsq_latents(problem: Problem, solution: LsqSolution, data: ModelData, vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """Padded latent site values ``(n, ...)`` of packed lsq vectors ``(n, P)`` (σ at its lsq value)."""
+    natural = lsq_natural(problem, solution, vectors)
+    n_cam, n = len(problem.cameras), vectors.shape[0]
+    pc, pf = data.stored_rows.shape[0], data.flash_loc_ms.shape[0]
+    known = np.isfinite(problem.fixed_total_rows)
+    readout = natural["time_per_row_ms"] * problem.stored_rows / (natural["drift"] * problem.frame_period_ms)
+    prior = np.asarray(data.readout_prior)
+    mean_q = prior[:, 0] / prior.sum(axis=1)
+    values = {
+        "drift": natural["drift"],
+        "offset_ms": natural["offset_ms"],
+        "readout_fraction": np.where(known, mean_q[:n_cam], readout),
+        "sigma_rows": solution.sigma_ms / natural["time_per_row_ms"],
+        "flash_ms": natural["flash_ms"],
     }
+    fills = {"drift": 1.0, "offset_ms": 0.0, "readout_fraction": mean_q, "sigma_rows": 1.0 / float(data.sigma_rate)}
+    out = {}
+    for name, value in values.items():
+        size = pf if name == "flash_ms" else pc
+        padded = np.broadcast_to(fills.get(name, 0.0), (n, size)).copy()
+        padded[:, : value.shape[1]] = value
+        out[name] = padded
+    return out
 
 
-def _potential(z: dict, data: ModelData):
-    """Potential energy (negative log joint in unconstrained space)."""
-    return potential_energy(sync_model, (data,), {}, z)
+def lsq_factor(solution: LsqSolution) -> np.ndarray:
+    """Lower-triangular factor ``(P, P)`` of the covariance of all packed lsq unknowns (cameras first).
+
+    Given the camera unknowns θ the flash times are independent, ``ψ = ψ̂ - G (θ - θ̂) + sqrt(v) z``
+    (:func:`_solve_blocks`), so the factor is ``[[L, 0], [-G L, diag(sqrt(v))]]`` with ``L`` the
+    camera covariance's Cholesky factor: exact, and stable even though every flash time is almost
+    fixed by the cameras.
+    """
+    camera = _scaled_cholesky(solution.camera_covariance)
+    n_cam, n_flash = camera.shape[0], solution.flash_variance.size
+    factor = np.zeros((n_cam + n_flash, n_cam + n_flash))
+    factor[:n_cam, :n_cam] = camera
+    factor[n_cam:, :n_cam] = -solution.flash_gain @ camera
+    factor[n_cam:, n_cam:] = np.diag(np.sqrt(solution.flash_variance))
+    return factor
+
+
+#: sd of log σ in the whitening (NUTS adapts the rest).
+LOG_SIGMA_SD = 0.5
+#: Readout fractions of the lsq solution are clipped into this range for the whitening.
+READOUT_CLIP = (0.05, 0.99)
+
+
+def whitening_from_lsq(problem: Problem, solution: LsqSolution, data: ModelData) -> Whitening:
+    """:class:`Whitening` centred on the lsq solution with its covariance mapped to the unconstrained sites.
+
+    Parameters the lsq solution does not estimate (fixed ones, padding, inert readout fractions of
+    cameras with a known fact) get their prior scale; log σ is independent of the rest.
+    """
+    slices = _site_slices(data)
+    n_unconstrained = slices["flash_ms"].stop
+    latents = lsq_latents(problem, solution, data, solution.vector[None])
+    latents["readout_fraction"] = np.clip(latents["readout_fraction"], *READOUT_CLIP)
+    clip = SoftClipTransform()
+    loc = np.zeros(n_unconstrained)
+    for name, value in latents.items():
+        value = value[0]
+        if name == "readout_fraction":
+            value = np.asarray(clip.inv(jnp.asarray(value)))
+        elif name == "sigma_rows":
+            value = np.log(value)
+        loc[slices[name]] = value
+    # prior scales on the diagonal where the lsq solution has no column
+    _, sd_q = beta_moments(*np.asarray(data.readout_prior).T)
+    scale = np.concatenate(
+        [
+            np.asarray(data.drift_sd),
+            np.asarray(data.offset_sd_ms),
+            sd_q,
+            np.full(data.stored_rows.shape[0], LOG_SIGMA_SD),
+            np.full(data.flash_loc_ms.shape[0], FLASH_PRIOR_SD_MS),
+        ]
+    )
+    # lsq camera columns -> unconstrained camera sites, with the derivative of each map
+    drift = 1.0 + solution.drift_scaled / problem.time_scale_ms
+    readout_v = loc[slices["readout_fraction"]][: len(problem.cameras)]
+    dq_dv = np.exp(np.asarray(clip.log_abs_det_jacobian(jnp.asarray(readout_v), None)))
+    site, column, derivative = [], [], []
+    for c in range(len(problem.cameras)):
+        for name, source, factor in (
+            ("drift", solution.drift_column[c], 1.0 / problem.time_scale_ms),
+            ("offset_ms", solution.offset_column[c], 1.0),
+            ("readout_fraction", solution.tpr_column[c], problem.stored_rows[c] / (drift[c] * problem.frame_period_ms[c] * dq_dv[c])),
+        ):
+            if source >= 0:
+                site.append(slices[name].start + c), column.append(source), derivative.append(factor)
+    site, column, derivative = np.array(site), np.array(column), np.array(derivative)
+    # camera sites (drift, offset, readout): their covariance, given the ridge readout q_m
+    n_camera_sites = slices["sigma_rows"].start
+    covariance = np.diag(scale[:n_camera_sites] ** 2)
+    covariance[np.ix_(site, site)] = solution.camera_covariance[np.ix_(column, column)] * np.outer(derivative, derivative)
+    # the ridge readout: the free camera most likely to come near L = R
+    free_readout = np.flatnonzero(solution.tpr_column >= 0)
+    q = latents["readout_fraction"][0]
+    reach = q + 2.0 * np.sqrt(np.diag(covariance)[slices["readout_fraction"]])
+    # (with every readout given, an inert one takes the place; nothing follows it)
+    ridge_camera = int(free_readout[np.argmax(reach[free_readout])]) if free_readout.size else 0
+    m = slices["readout_fraction"].start + ridge_camera
+    camera_gain = covariance[:, m] / covariance[m, m]
+    conditional = covariance - np.outer(camera_gain, covariance[m])
+    conditional[m, :] = conditional[:, m] = 0.0
+    conditional[m, m] = 1.0
+    camera_factor = _scaled_cholesky(conditional)
+    camera_gain[m] = 1.0  # the flash rows below follow q_m itself
+    # flash times given the cameras (see lsq_factor), in site coordinates
+    flash_gain = np.zeros((data.flash_loc_ms.shape[0], n_camera_sites))
+    flash_gain[: solution.flash_variance.size, site] = -solution.flash_gain[:, column] / derivative
+    flash_sd = scale[slices["flash_ms"]].copy()
+    flash_sd[: solution.flash_variance.size] = np.sqrt(solution.flash_variance)
+    factor = np.diag(scale)
+    factor[:n_camera_sites, :n_camera_sites] = camera_factor
+    factor[slices["flash_ms"], :n_camera_sites] = flash_gain @ camera_factor
+    factor[slices["flash_ms"], slices["flash_ms"]] = np.diag(flash_sd)
+    factor[:, m] = 0.0  # u_m acts through q_m only
+    factor[m, m] = 1.0
+    gain = np.zeros(n_unconstrained)
+    gain[:n_camera_sites] = camera_gain
+    gain[slices["flash_ms"]] = flash_gain @ camera_gain
+    gain[m] = 0.0
+    centre = float(np.asarray(clip(jnp.asarray(loc[m]))))
+    sd_logit = np.sqrt(covariance[m, m]) / (centre * (1.0 - centre))
+    f64 = partial(jnp.asarray, dtype=jnp.float64)
+    return Whitening(
+        loc=f64(loc),
+        scale=f64(factor),
+        gain=f64(gain),
+        ridge_index=jnp.asarray(m),
+        ridge_centre=f64(centre),
+        ridge_logit=f64(np.log(centre / (1.0 - centre))),
+        ridge_scale=f64(sd_logit),
+    )
+
+
+def _scaled_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a symmetric PSD matrix via its correlation matrix (eigenvalue clipping if needed)."""
+    sd = np.sqrt(np.maximum(np.diag(matrix), 1e-300))
+    corr = 0.5 * (matrix + matrix.T) / np.outer(sd, sd)
+    try:
+        factor = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(corr)
+        factor = np.linalg.cholesky((vectors * np.maximum(values, 1e-12)) @ vectors.T)
+    return sd[:, None] * factor
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers
+# ----------------------------------------------------------------------------------------------
+
+#: Later chains start at ``OVERDISPERSION`` times a standard normal draw in whitened coordinates,
+#: i.e. spread wider than the lsq approximation, so that R-hat can reveal a ridge left unexplored.
+OVERDISPERSION = 1.5
+
+
+class NutsDraws(NamedTuple):
+    """NUTS output, every field ``(chains, draws, ...)``.
+
+    Attributes:
+        u: whitened coordinates ``(..., K)``.
+        potential_energy, diverging, num_steps, accept_prob, energy, step_size: sampler statistics.
+    """
+
+    u: jax.Array
+    potential_energy: jax.Array
+    diverging: jax.Array
+    num_steps: jax.Array
+    accept_prob: jax.Array
+    energy: jax.Array
+    step_size: jax.Array
 
 
 @partial(jax.jit, static_argnames=("num_warmup", "num_samples", "num_chains"))
-def _run_nuts(rng_key, init: dict, data: ModelData, num_warmup: int, num_samples: int, num_chains: int):
-    """NUTS draws of the unconstrained latents ``(chains, samples, ...)`` with per-draw sample stats.
+def run_nuts(rng_key, data: ModelData, whitening: Whitening, num_warmup: int, num_samples: int, num_chains: int) -> NutsDraws:
+    """NUTS in whitened coordinates, chains vectorized; warmup and sampling in one ``lax.scan``.
 
-    Warmup and sampling run in one ``lax.scan`` so the NUTS kernel is compiled once; the first
-    chain starts exactly at ``init``, further chains at ``init`` plus N(0, 0.3²) in whitened units.
+    The first chain starts at the lsq solution (u = 0), the others overdispersed (see
+    :data:`OVERDISPERSION`). Compiles once per padded shape.
     """
+    potential = partial(whitened_potential, data=data, whitening=whitening)
+    size = whitening.loc.shape[0]
 
-    def one_chain(key, z0):
-        init_kernel, sample_kernel = hmc(potential_fn=partial(_potential, data=data), algo="NUTS")
+    def one_chain(key, u0):
+        init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
         key_init, key_run = jax.random.split(key)
-        state = init_kernel(z0, num_warmup, rng_key=key_init, max_tree_depth=8, target_accept_prob=0.85)
+        state = init_kernel(u0, num_warmup, rng_key=key_init, max_tree_depth=8, target_accept_prob=0.85)
 
         def step(s, _):
             s = sample_kernel(s)
-            return s, (s.z, s.potential_energy, s.diverging, s.num_steps, s.accept_prob, s.energy,
-                       s.adapt_state.step_size)
+            return s, NutsDraws(s.z, s.potential_energy, s.diverging, s.num_steps, s.accept_prob, s.energy, s.adapt_state.step_size)
 
         _, trace = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
         return jax.tree_util.tree_map(lambda v: v[num_warmup:], trace)
 
-    keys = jax.random.split(rng_key, num_chains + 1)
-    if num_chains == 1:
-        return jax.tree_util.tree_map(lambda v: v[None], one_chain(keys[1], init))
-    jitter = jax.vmap(lambda k: jax.tree_util.tree_map(lambda v: 0.3 * jax.random.normal(k, v.shape), init))(
-        jax.random.split(keys[0], num_chains)
-    )
-    first = (jnp.arange(num_chains) > 0).astype(jnp.float64)
-    starts = jax.tree_util.tree_map(lambda v, j: v[None] + j * first.reshape((-1,) + (1,) * v.ndim), init, jitter)
-    return jax.vmap(one_chain)(keys[1:], starts)
+    key_start, key_chains = jax.random.split(rng_key)
+    spread = OVERDISPERSION * (jnp.arange(num_chains) > 0)[:, None]
+    starts = spread * jax.random.normal(key_start, (num_chains, size))
+    return jax.vmap(one_chain)(jax.random.split(key_chains, num_chains), starts)
+
+
+class LaplaceDraws(NamedTuple):
+    """Laplace output.
+
+    Attributes:
+        u: whitened draws ``(num_draws, K)``.
+        iterations: Newton iterations taken; converged: whether the search stopped by itself.
+        curvature: eigenvalues ``(K,)`` of the Hessian at the mode (negative at a saddle).
+    """
+
+    u: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+    curvature: jax.Array
 
 
 @partial(jax.jit, static_argnames=("num_draws",))
-def _run_laplace(rng_key, init: dict, data: ModelData, dof, num_draws: int):
-    """MAP by damped Newton from ``init`` and ``num_draws`` draws from the inverse Hessian there.
+def run_laplace(rng_key, data: ModelData, whitening: Whitening, dof, num_draws: int) -> LaplaceDraws:
+    """Mode by damped Newton in whitened coordinates and Student-t draws from the inverse Hessian there.
 
-    Draws are multivariate Student-t with ``dof`` degrees of freedom (Gaussian for large dof),
-    as for a linear model whose noise scale is estimated from ``dof`` residual degrees of freedom.
-
-    The noise σ stays at its value in ``init`` (the lsq estimate, corrected for the degrees of
-    freedom the flash times use): a joint mode of σ and one latent time per flash would shrink σ
-    by up to √2 when flashes are seen by two cameras (Neyman-Scott) and the intervals with it.
-
-    Returns (draws of the unconstrained latents ``(num_draws, ...)``, iterations, converged, the
-    MAP ``(n,)`` and the Hessian's eigenvalues ``(n,)`` there).
-    Each iteration evaluates energy, gradient and Hessian once, at the proposed point (one compiled
-    copy of the Hessian graph); a rejected proposal raises the damping.
+    The noise σ stays at its lsq value (u = 0 on its coordinates): a joint mode of σ and one latent
+    time per flash would shrink σ by up to √2 when flashes are seen by two cameras (Neyman-Scott),
+    and the intervals with it. Draws are multivariate Student-t with ``dof`` degrees of freedom, as
+    for a linear model whose noise scale is estimated. Each iteration evaluates energy, gradient and
+    Hessian once, at the proposed point; a rejected proposal raises the damping.
     """
-    free = {"camera_z": init["camera_z"], "flash_z": init["flash_z"]}
-    flat0, unravel_free = ravel_pytree(free)
+    size = whitening.loc.shape[0]
+    sigma = _site_slices(data)["sigma_rows"]
+    free = jnp.ones(size).at[sigma].set(0.0)
+    eye = jnp.eye(size)
 
-    def unravel(flat):
-        return {**unravel_free(flat), "sigma_ms": init["sigma_ms"]}
-
-    def energy(flat):
-        return _potential(unravel(flat), data)
-
-    def value_and_gradient(flat):
-        value, gradient = jax.value_and_grad(energy)(flat)
-        return gradient, (value, gradient)
+    def value_and_gradient(u):
+        value, gradient = jax.value_and_grad(whitened_potential)(u, data, whitening)
+        return gradient * free, (value, gradient * free)
 
     evaluate = jax.jacfwd(value_and_gradient, has_aux=True)
-    eye = jnp.eye(flat0.size)
+
+    def restricted(h):
+        return h * free[:, None] * free[None, :] + jnp.diag(1.0 - free)
 
     def cond(state):
         return (state[5] < 60) & ~state[6]
 
     def body(state):
-        flat, u, g, h, lam, it, _ = state
-        step = -jnp.linalg.solve(h + lam * eye, g)
+        u, energy, g, h, lam, it, _ = state
+        step = -jnp.linalg.solve(restricted(h) + lam * eye, g)
         # converged when the Newton model promises no gain above the rounding noise of the energy
-        done = (it > 0) & (-0.5 * jnp.dot(g, step) < 1e-9 * (1.0 + jnp.abs(u)))
-        h_new, (u_new, g_new) = evaluate(flat + step)
-        accept = jnp.isfinite(u_new) & jnp.all(jnp.isfinite(g_new)) & (u_new <= u + 1e-12 * jnp.abs(u)) & ~done
+        done = (it > 0) & (-0.5 * jnp.dot(g, step) < 1e-9 * (1.0 + jnp.abs(energy)))
+        h_new, (energy_new, g_new) = evaluate(u + step)
+        accept = jnp.isfinite(energy_new) & jnp.all(jnp.isfinite(g_new)) & (energy_new <= energy + 1e-12 * jnp.abs(energy)) & ~done
         keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
         lam = jnp.where(accept, jnp.maximum(lam / 10.0, 1e-12), lam * 10.0)
-        return keep(flat + step, flat), keep(u_new, u), keep(g_new, g), keep(h_new, h), lam, it + 1, done
+        return keep(u + step, u), keep(energy_new, energy), keep(g_new, g), keep(h_new, h), lam, it + 1, done
 
     # the first iteration takes a zero step and so evaluates the starting point
-    zero, false = jnp.asarray(0), jnp.asarray(False)
-    state = (flat0, jnp.asarray(jnp.inf), jnp.zeros_like(flat0), eye, jnp.asarray(1e-4), zero, false)
-    flat, _, _, h, _, iterations, converged = jax.lax.while_loop(cond, body, state)
-    values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
+    start = (jnp.zeros(size), jnp.asarray(jnp.inf), jnp.zeros(size), eye, jnp.asarray(1e-4), jnp.asarray(0), jnp.asarray(False))
+    u, _, _, h, _, iterations, converged = jax.lax.while_loop(cond, body, start)
+    values, vectors = jnp.linalg.eigh(restricted(0.5 * (h + h.T)))
     # at a saddle (a flash between two Student-t modes) use |curvature|: the Gaussian then spans
     # both modes instead of exploding along the negative direction
     curvature = jnp.maximum(jnp.abs(values), 1e-3)
     key_normal, key_scale = jax.random.split(rng_key)
-    noise = jax.random.normal(key_normal, (num_draws, flat.size))
-    noise = noise * _student_scale(key_scale, dof, num_draws)[:, None]
-    draws = flat + (noise / jnp.sqrt(curvature)) @ vectors.T
-    return jax.vmap(unravel)(draws), iterations, converged, flat, values
+    noise = jax.random.normal(key_normal, (num_draws, size)) * student_scale(key_scale, dof, num_draws)[:, None]
+    draws = u + ((noise / jnp.sqrt(curvature)) @ vectors.T) * free
+    return LaplaceDraws(draws, iterations, converged, values)
 
 
-def _student_scale(rng_key, dof, n: int):
+def student_scale(rng_key, dof, n: int):
     """Factors ``(n,)`` sqrt(dof / χ²_dof) turning standard normal draws into Student-t draws."""
     chi2 = 2.0 * jax.random.gamma(rng_key, 0.5 * dof, (n,))
     return jnp.sqrt(dof / chi2)
 
 
+def lsq_draws(rng_key, solution: LsqSolution, num_draws: int) -> np.ndarray:
+    """Packed lsq vectors ``(num_draws, P)``: multivariate Student-t around the solution with its covariance."""
+    chol = lsq_factor(solution)
+    key_normal, key_scale = jax.random.split(rng_key)
+    noise = np.array(jax.random.normal(key_normal, (num_draws, chol.shape[0])))
+    noise *= np.asarray(student_scale(key_scale, draw_dof(solution), num_draws))[:, None]
+    return solution.vector + noise @ chol.T
+
+
+def draw_dof(solution: LsqSolution) -> float:
+    """Degrees of freedom of the Student-t draws of lsq and Laplace (at least 1)."""
+    return max(float(solution.dof), 1.0)
+
+
+def posterior_quantities(latents: dict, data: ModelData) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Derived sites (:data:`DERIVED_SITES`, each ``(n, ...)``) and the row log-likelihood ``(n, E)`` of latent draws."""
+    derived, loglik = _posterior_quantities(latents, data)
+    return {k: np.asarray(v) for k, v in derived.items()}, np.asarray(loglik)
+
+
 @jax.jit
-def _natural_draws(z: dict, data: ModelData) -> Natural:
-    """Natural parameters of unconstrained draws ``(n, ...)`` (each ``(n, C)`` or ``(n, F)``)."""
-    return jax.vmap(lambda zi: natural_parameters(zi["camera_z"], zi["flash_z"], jnp.exp(zi["sigma_ms"]), data))(z)
-
-
-def row_log_likelihood(problem: Problem, drift, offset_ms, time_per_row_ms, sigma_ms, flash_ms, nu: float):
-    """Student-t log-likelihood ``(n, E)`` of the observed rows for parameter draws ``(n, C)`` / ``(n, F)``."""
-    from scipy.special import gammaln
-
-    cam, fl = problem.event_camera, problem.event_flash
-    x = problem.frame_time_ms - problem.camera_centre_ms[cam]
-    a = np.asarray(time_per_row_ms)[:, cam]
-    loc = (np.asarray(flash_ms)[:, fl] - np.asarray(offset_ms)[:, cam] - np.asarray(drift)[:, cam] * x) / a
-    scale = np.sqrt((np.asarray(sigma_ms)[:, cam] / a) ** 2 + problem.row_sd**2)
-    z = (problem.row - loc) / scale
-    const = gammaln(0.5 * (nu + 1)) - gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
-    return const - np.log(scale) - 0.5 * (nu + 1) * np.log1p(z**2 / nu)
+def _posterior_quantities(latents: dict, data: ModelData):
+    """:func:`posterior_quantities` compiled once per shape."""
+    predictive = Predictive(sync_model, posterior_samples=latents, return_sites=list(DERIVED_SITES))
+    return predictive(jax.random.PRNGKey(0), data), log_likelihood(sync_model, latents, data)["row"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -903,25 +1295,66 @@ def enable_compilation_cache(directory=None) -> str:
     return directory
 
 
+def _sample(method, key, problem, solution, data, priors, num_warmup, num_samples, num_chains, say):
+    """Latent draws (each ``(chains * draws, ...)``), ``(chains, draws)`` and sample stats of one method."""
+    if method == "lsq":
+        latents = lsq_latents(problem, solution, data, lsq_draws(key, solution, num_samples))
+        return latents, (1, num_samples), {"diverging": np.zeros((1, num_samples), dtype=bool)}
+    whitening = whitening_from_lsq(problem, solution, data)
+    if method == "laplace":
+        say("Laplace approximation (mode + Hessian)")
+        out = run_laplace(key, data._replace(selection_weight=jnp.asarray(0.0)), whitening, jnp.asarray(draw_dof(solution)), num_samples)
+        if not bool(out.converged):
+            warnings.warn(
+                f"Laplace mode search stopped after {int(out.iterations)} steps without converging; try method='bayes'",
+                stacklevel=3,
+            )
+        elif float(np.min(out.curvature)) < 0:
+            warnings.warn(
+                "the posterior is not unimodal at the Laplace point (some flash lies between disagreeing edges); "
+                "its intervals are rough there, method='bayes' is exact",
+                stacklevel=3,
+            )
+        u, shape, stats = out.u, (1, num_samples), {"diverging": np.zeros((1, num_samples), dtype=bool)}
+    else:
+        say(f"NUTS: {num_chains} chains, {num_warmup} warmup + {num_samples} draws each (first run compiles)")
+        out = run_nuts(key, data, whitening, num_warmup, num_samples, num_chains)
+        num_steps = np.asarray(out.num_steps)
+        stats = {
+            "lp": -np.asarray(out.potential_energy),
+            "diverging": np.asarray(out.diverging),
+            "n_steps": num_steps,
+            "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
+            "acceptance_rate": np.asarray(out.accept_prob),
+            "energy": np.asarray(out.energy),
+            "step_size": np.asarray(out.step_size),
+        }
+        shape = (num_chains, num_samples)
+        u = out.u.reshape((num_chains * num_samples, -1))
+    return {k: np.asarray(v) for k, v in latent_draws(u, data, whitening).items()}, shape, stats
+
+
 def fit(
     events,
     reference=None,
     method: str = "bayes",
     total_rows: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
+    readout_ms: Mapping[str, float] | None = None,
     seed: int = 0,
     num_warmup: int = 500,
     num_samples: int = 1000,
-    num_chains: int = 1,
+    num_chains: int = 2,
     progress: bool = False,
     priors: Priors | None = None,
 ):
     """Synchronization of all cameras of a matched events dataset, as a :class:`~flashsync_bayes.result.SyncResult`.
 
     Uses the leading edges with ``flash >= 0``; flashes seen by one camera only are dropped.
-    ``reference`` (label or path, default the first camera) gets drift 1 and shift 0.
-    ``total_rows`` / ``frame_period_ms`` map cameras (label or path) to known sensor facts.
-    ``method`` is "bayes" (NUTS), "laplace" or "lsq"; ``num_samples`` draws per chain are kept.
+    ``reference`` (label or path, default the first camera) defines the time axis: its snapped
+    frame times, with the frame clock's own uncertainty. ``total_rows`` / ``readout_ms`` (time to
+    read all stored rows) / ``frame_period_ms`` map cameras (label or path) to known sensor facts.
+    ``method`` is "bayes" (NUTS, ``num_chains`` chains of ``num_samples`` draws), "laplace" or "lsq".
     """
     from flashsync_bayes.result import SyncResult
 
@@ -936,97 +1369,33 @@ def fit(
         if progress:
             print(f"[flashsync fit {_time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    problem = prepare_problem(events, reference, total_rows, frame_period_ms)
+    problem = prepare_problem(events, reference, total_rows, frame_period_ms, readout_ms)
     n_cam, n_flash, n_ev = len(problem.cameras), problem.flash_ids.size, problem.row.size
     say(f"{n_cam} cameras, {n_flash} flashes, {n_ev} edges; least squares")
     solution = solve_lsq(problem, priors)
     data = model_data(problem, solution, priors)
-    key = jax.random.PRNGKey(seed)
-    sample_stats: dict[str, np.ndarray] = {}
-
-    if method == "lsq":
-        rng = np.random.default_rng(seed)
-        dof = _draw_dof(solution)
-        t_scale = np.sqrt(dof / rng.chisquare(dof, num_samples))[:, None]
-        cov = solution.camera_covariance
-        chol = _safe_cholesky(0.5 * (cov + cov.T) + np.diag(1e-30 + 1e-14 * np.diag(cov)))
-        k = cov.shape[0]
-        camera_dev = (rng.standard_normal((num_samples, k)) @ chol.T) * t_scale
-        flash_dev = -camera_dev @ solution.flash_gain.T
-        flash_dev += rng.standard_normal((num_samples, n_flash)) * np.sqrt(solution.flash_variance) * t_scale
-        vectors = solution.vector + np.concatenate([camera_dev, flash_dev], axis=1)
-        nat = lsq_natural(problem, solution, vectors)
-        nat["sigma_ms"] = np.repeat(solution.sigma_ms[None], num_samples, axis=0)
-        chains, draws = 1, num_samples
-        sample_stats["diverging"] = np.zeros((1, num_samples), dtype=bool)
-    else:
-        init = _unconstrained_init(solution, data)
-        if method == "laplace":
-            say("Laplace approximation (MAP + Hessian)")
-            z, iterations, converged, _, curvature = _run_laplace(
-                key, init, data, jnp.asarray(_draw_dof(solution)), num_samples
-            )
-            if not bool(converged):
-                warnings.warn(
-                    f"Laplace MAP search stopped after {int(iterations)} steps without converging; "
-                    "try method='bayes'",
-                    stacklevel=2,
-                )
-            elif float(np.min(curvature)) < 0:
-                warnings.warn(
-                    "the posterior is not unimodal at the Laplace point (some flash lies between "
-                    "disagreeing edges); its intervals are rough there, method='bayes' is exact",
-                    stacklevel=2,
-                )
-            z = jax.tree_util.tree_map(lambda v: v[None], z)
-            sample_stats["diverging"] = np.zeros((1, num_samples), dtype=bool)
-        else:
-            say(f"NUTS: {num_chains} chain(s), {num_warmup} warmup + {num_samples} draws (first run compiles)")
-            z, potential, diverging, num_steps, accept_prob, energy, step_size = _run_nuts(
-                key, init, data, num_warmup, num_samples, num_chains
-            )
-            num_steps = np.asarray(num_steps)
-            sample_stats.update(
-                lp=-np.asarray(potential),
-                diverging=np.asarray(diverging),
-                n_steps=num_steps,
-                tree_depth=np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
-                acceptance_rate=np.asarray(accept_prob),
-                energy=np.asarray(energy),
-                step_size=np.asarray(step_size),
-            )
-        chains, draws = np.asarray(z["flash_z"]).shape[:2]
-        flat = jax.tree_util.tree_map(lambda v: v.reshape((chains * draws,) + v.shape[2:]), z)
-        natural = _natural_draws(flat, data)
-        nat = {
-            "drift": natural.drift[:, :n_cam],
-            "offset_ms": natural.offset_ms[:, :n_cam],
-            "shift_ms": natural.shift_ms[:, :n_cam],
-            "total_rows": natural.total_rows[:, :n_cam],
-            "time_per_row_ms": natural.time_per_row_ms[:, :n_cam],
-            "sigma_ms": natural.sigma_ms[:, :n_cam],
-            "flash_ms": natural.flash_ms[:, :n_flash],
-        }
-        nat = {k: np.asarray(v) for k, v in nat.items()}
-    loglik = row_log_likelihood(
-        problem, nat["drift"], nat["offset_ms"], nat["time_per_row_ms"], nat["sigma_ms"], nat["flash_ms"], priors.nu
+    latents, (chains, draws), sample_stats = _sample(
+        method, jax.random.PRNGKey(seed), problem, solution, data, priors, num_warmup, num_samples, num_chains, say
     )
-    posterior = {
-        "drift": nat["drift"],
-        "shift_ms": nat["shift_ms"],
-        "total_rows": nat["total_rows"],
-        "time_per_row_ms": nat["time_per_row_ms"],
-        "sigma_ms": nat["sigma_ms"],
-        "flash_time_ms": nat["flash_ms"] + problem.centre_ms,
+    derived, loglik = posterior_quantities(latents, data)
+    per_camera = {
+        "drift": derived["drift_used"],
+        "shift_ms": derived["shift_ms"],
+        "total_rows": derived["total_rows"],
+        "time_per_row_ms": derived["time_per_row_ms"],
+        "readout_fraction": derived["readout_fraction_used"],
+        "sigma_ms": derived["sigma_ms"],
     }
+    posterior = {name: value[:, :n_cam] for name, value in per_camera.items()}
+    posterior["flash_time_ms"] = derived["flash_time_ms"][:, :n_flash]
     posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in posterior.items()}
-    loglik = loglik.reshape(chains, draws, n_ev)
     say("done")
     return SyncResult.from_fit(
         problem=problem,
         method=method,
         posterior=posterior,
         sample_stats=sample_stats,
-        log_likelihood=loglik,
+        log_likelihood=loglik[:, :n_ev].reshape(chains, draws, n_ev),
         heights=np.asarray(events["height"].values),
+        priors=priors,
     )

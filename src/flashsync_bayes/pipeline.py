@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from flashsync_bayes import video
 from flashsync_bayes.detect import DetectorSettings, detect_events
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.model import fit
 from flashsync_bayes.result import SyncResult
+from flashsync_bayes.sensors import known_total_rows
 
 METHODS = ("bayes", "laplace", "lsq")
 
@@ -20,6 +22,7 @@ def synchronize(
     reference: str | None = None,
     method: str = "bayes",
     total_rows: Mapping[str, float] | None = None,
+    readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
     settings: DetectorSettings | None = None,
     cache_dir: str | None = None,
@@ -28,10 +31,12 @@ def synchronize(
 ) -> SyncResult:
     """Synchronize videos from the flashes they share; cameras are labelled by their paths as given.
 
-    ``reference`` (a path, default the first) gets drift 1 and shift 0. ``total_rows`` and
-    ``frame_period_ms`` map paths to known sensor facts (total sensor rows, exact frame period in
-    ms). ``method`` is "bayes" (NUTS), "laplace" (fast approximation) or "lsq" (the paper's joint
-    least squares). Profiles are cached in ``cache_dir`` when given.
+    ``reference`` (a path, default the first) defines the time axis. ``total_rows``,
+    ``readout_ms`` (time to read all stored rows, as datasheets and camera profiles quote it) and
+    ``frame_period_ms`` map paths to known sensor facts; they are checked against each video's
+    size and frame rate before anything is decoded. ``method`` is "bayes" (NUTS), "laplace" (fast
+    approximation) or "lsq" (the paper's joint least squares). Profiles are cached in
+    ``cache_dir`` when given.
     """
     paths = [os.fspath(p) for p in paths]
     if len(paths) < 2:
@@ -41,18 +46,39 @@ def synchronize(
     for path in paths:
         if not os.path.isfile(path):
             raise FlashsyncError(f"video not found: {path}")
-    for name, facts in (("reference", [reference] if reference else []), ("total rows", total_rows or {})):
-        unknown = [key for key in facts if key not in paths]
-        if unknown:
-            raise FlashsyncError(f"{name} given for {unknown}, which is not among the videos {paths}")
+    check_facts(paths, reference, total_rows, readout_ms)
     events = detect_events(paths, settings, cache_dir=cache_dir, progress=progress)
-    matched = match_events(events, reference=reference, total_rows=total_rows)
+    matched = match_events(events, reference=reference, total_rows=_facts_as_rows(events, total_rows, readout_ms))
     return fit(
         matched,
         reference=reference,
         method=method,
         total_rows=total_rows,
+        readout_ms=readout_ms,
         frame_period_ms=frame_period_ms,
         seed=seed,
         progress=progress,
     )
+
+
+def check_facts(paths, reference=None, total_rows=None, readout_ms=None) -> None:
+    """Raise FlashsyncError unless every fact names one of ``paths`` and fits its video (probed, not decoded)."""
+    named = {"reference": [reference] if reference else [], "total rows": total_rows or {}, "readout time": readout_ms or {}}
+    for name, keys in named.items():
+        unknown = [key for key in keys if key not in paths]
+        if unknown:
+            raise FlashsyncError(f"{name} given for {', '.join(map(str, unknown))}, which is not among the videos")
+    for path in set(total_rows or {}) | set(readout_ms or {}):
+        info = video.probe(path)
+        known_total_rows(path, info.height, info.frame_period_ms, (total_rows or {}).get(path), (readout_ms or {}).get(path))
+
+
+def _facts_as_rows(events, total_rows, readout_ms) -> dict[str, float]:
+    """Total rows of every camera with a known fact, for the matching's first guess of row times."""
+    rows = dict(total_rows or {})
+    for c, path in enumerate(events["path"].values):
+        if str(path) in (readout_ms or {}):
+            rows[str(path)] = known_total_rows(
+                str(path), int(events["height"].values[c]), float(events["frame_period_ms"].values[c]), None, readout_ms[str(path)]
+            )
+    return rows

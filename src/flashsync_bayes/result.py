@@ -22,7 +22,10 @@ from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import atomic_write
 from flashsync_bayes.timing import FrameClock, frame_table, locate, snap_frame_times
 
-CAMERA_VARIABLES = ("drift", "shift_ms", "total_rows", "time_per_row_ms", "sigma_ms")
+CAMERA_VARIABLES = ("drift", "shift_ms", "total_rows", "time_per_row_ms", "readout_fraction", "sigma_ms")
+#: The flashes pin a camera's time per row when its readout fraction's posterior sd is at most
+#: this share of the prior's (the data, not the prior, then set it).
+IDENTIFIED_SD_RATIO = 0.1
 #: Warn when a split R-hat exceeds this ...
 RHAT_LIMIT = 1.01
 #: ... or the bulk ESS is below this many draws per chain.
@@ -50,7 +53,7 @@ class SyncResult:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_fit(cls, *, problem, method, posterior, sample_stats, log_likelihood, heights) -> SyncResult:
+    def from_fit(cls, *, problem, method, posterior, sample_stats, log_likelihood, heights, priors) -> SyncResult:
         """Result of :func:`flashsync_bayes.model.fit` from draws ``(chain, draw, ...)`` and its problem."""
         cameras = list(problem.cameras)
         chains, draws = posterior["drift"].shape[:2]
@@ -87,12 +90,13 @@ class SyncResult:
             "reference": cameras[problem.reference],
             "method": method,
             "frame_clocks": {
-                c: (None if k is None else [float(k.origin_ms), float(k.period_ms)])
-                for c, k in zip(cameras, problem.frame_clocks)
+                c: (None if k is None else [float(v) for v in k]) for c, k in zip(cameras, problem.frame_clocks)
             },
             "heights": [int(h) for h in heights],
             "frame_period_ms": [float(t) for t in problem.frame_period_ms],
             "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
+            "facts": list(problem.facts),
+            "readout_prior": [float(v) for v in priors.readout_fraction],
             "n_flashes": int(problem.flash_ids.size),
         }
         idata = az.InferenceData(
@@ -173,11 +177,16 @@ class SyncResult:
 
     # -- questions ------------------------------------------------------------------------------
 
+    def _readout_ms(self) -> xr.DataArray:
+        """Posterior draws of the readout time ``R * T / L`` (camera ms) over (chain, draw, camera)."""
+        period = xr.DataArray(np.asarray(self.metadata["frame_period_ms"]), dims="camera", coords={"camera": self.cameras})
+        return self.idata.posterior["readout_fraction"] * period
+
     def parameters(self) -> xr.Dataset:
-        """Dataset over camera: mean and ``*_sd`` of drift, shift_ms, time_per_row_ms, total_rows, sigma_ms."""
-        post = self.idata.posterior
+        """Dataset over camera: mean and ``*_sd`` of drift, shift_ms, time_per_row_ms, total_rows, readout_ms, sigma_ms."""
+        post = self.idata.posterior.assign(readout_ms=self._readout_ms())
         out = {}
-        for name in ("drift", "shift_ms", "time_per_row_ms", "total_rows", "sigma_ms"):
+        for name in ("drift", "shift_ms", "time_per_row_ms", "total_rows", "readout_ms", "sigma_ms"):
             out[name] = post[name].mean(("chain", "draw"))
             out[f"{name}_sd"] = post[name].std(("chain", "draw"))
         out["frame_period_ms"] = xr.DataArray(np.asarray(self.metadata["frame_period_ms"]), dims="camera")
@@ -264,6 +273,53 @@ class SyncResult:
             attrs={"reference": self.reference, "frame_time": "middle stored row"},
         )
 
+    # -- identifiability -----------------------------------------------------------------------
+
+    def identifiability(self) -> dict[str, dict]:
+        """Per camera whether the data pin its time per row, and why.
+
+        A camera is pinned by a given fact (total rows, readout time) or when the posterior sd of
+        its readout fraction ``R / L`` is at most :data:`IDENTIFIED_SD_RATIO` of the prior's. With
+        one frame rate and locked frame phases the flash edges cannot separate a common time per
+        row from shift and drift (DESIGN §5); the posterior then keeps the prior's width, and
+        the time of rows far from the flash edges is uncertain by up to ``readout_ms_sd``.
+
+        Returns ``{camera: {"time_per_row_identified", "reason", "readout_ms", "readout_ms_sd",
+        "posterior_prior_sd_ratio"}}``.
+        """
+        alpha, beta = self.metadata["readout_prior"]
+        prior_sd = float(np.sqrt(alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1.0))))
+        readout = self._readout_ms()
+        mean, sd = readout.mean(("chain", "draw")), readout.std(("chain", "draw"))
+        fraction_sd = self.idata.posterior["readout_fraction"].std(("chain", "draw"))
+        out = {}
+        for i, camera in enumerate(self.cameras):
+            fact = self.metadata["facts"][i]
+            ratio = float(fraction_sd.sel(camera=camera)) / prior_sd
+            spread_ms = float(sd.sel(camera=camera))
+            if fact is not None:
+                identified, reason = True, f"{fact} given"
+            elif ratio <= IDENTIFIED_SD_RATIO:
+                identified, reason = True, f"pinned by the flashes: readout known to ±{spread_ms:.3f} ms"
+            else:
+                identified = False
+                reason = (
+                    f"not pinned by the flashes: readout ±{spread_ms:.2f} ms, {100 * ratio:.0f} % of the prior's width"
+                )
+            out[camera] = {
+                "time_per_row_identified": identified,
+                "reason": reason,
+                "readout_ms": float(mean.sel(camera=camera)),
+                "readout_ms_sd": spread_ms,
+                "posterior_prior_sd_ratio": ratio,
+            }
+        return out
+
+    @property
+    def time_per_row_identified(self) -> dict[str, bool]:
+        """Per camera whether its time per row is pinned (see :meth:`identifiability`)."""
+        return {camera: v["time_per_row_identified"] for camera, v in self.identifiability().items()}
+
     # -- diagnostics ----------------------------------------------------------------------------
 
     def diagnostics(self) -> dict:
@@ -282,7 +338,7 @@ class SyncResult:
         varying = {}
         # the camera parameters; flash times are nuisance parameters (their max R-hat over
         # hundreds of flashes would mostly measure Monte Carlo noise of a single chain)
-        for name in ("drift", "shift_ms", "time_per_row_ms"):
+        for name in ("drift", "shift_ms", "time_per_row_ms", "readout_fraction"):
             spread = post[name].std(("chain", "draw")).values
             scale = np.abs(post[name].mean(("chain", "draw")).values)
             keep = spread > 1e-12 * np.maximum(scale, 1.0)
@@ -336,10 +392,12 @@ class SyncResult:
             if len(names) != len(self.cameras):
                 raise FlashsyncError(f"to_json needs {len(self.cameras)} paths, got {len(names)}")
         params = self.parameters()
+        identifiability = self.identifiability()
         cameras = {}
         for i, (camera, name) in enumerate(zip(self.cameras, names)):
             clock = self.frame_clocks[camera]
             values = params.sel(camera=camera)
+            pinned = identifiability[camera]
             cameras[name] = {
                 "drift": float(values["drift"]),
                 "drift_sd": float(values["drift_sd"]),
@@ -352,7 +410,17 @@ class SyncResult:
                 "frame_period_ms": float(self.metadata["frame_period_ms"][i]),
                 "frame_clock": None
                 if clock is None
-                else {"period_ms": float(clock.period_ms), "origin_ms": float(clock.origin_ms)},
+                else {
+                    "period_ms": float(clock.period_ms),
+                    "origin_ms": float(clock.origin_ms),
+                    "period_sd_ms": float(clock.period_sd_ms),
+                    "centre_tick": float(clock.centre_tick),
+                    "centre_sd_ms": float(clock.centre_sd_ms),
+                },
+                "time_per_row_identified": bool(pinned["time_per_row_identified"]),
+                "time_per_row_reason": pinned["reason"],
+                "readout_ms": float(values["readout_ms"]),
+                "readout_ms_sd": float(values["readout_ms_sd"]),
             }
         return {
             "reference": names[self.cameras.index(self.reference)],

@@ -7,6 +7,13 @@ time ``phi`` emits ``I(t) ∝ exp(-(t-phi)/θ) - exp(-(t-phi)/τ)`` (decay θ, r
 instant rise) or, for a step change of lighting, a constant from ``phi`` on. The light a row
 receives is the closed-form integral of ``I`` over its exposure window, expressed as the fraction
 of the pulse energy (or, for a step, of the window) times the flash amplitude in grey levels.
+
+Indoor footage (:class:`Scene`, :func:`scene_preset`): mains lamps flicker at twice the mains
+frequency on the reference clock and each row integrates that flicker over its own exposure window
+in closed form (:func:`window_mean_sine`); a flash may light only a span of columns; an emitting
+"window" saturates; an auto-exposure loop sets one sensor gain per frame from the frames before
+(:func:`exposure_gains`). Videos get exact, QuickTime-style (1/600 s) or whole-millisecond
+container timestamps, optionally jittered, while the sensor keeps its exact clock.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from flashsync_bayes import sensors
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.video import ffmpeg_exe, frame_ticks, last_line
 
@@ -131,6 +139,31 @@ class Flashes:
         return self.time_ms.size
 
 
+def row_windows(frame_time_ms, *, n_rows: int, line_period_ms, exposure_ms, drift, shift_ms):
+    """Exposure of every stored row of every frame, ``(middle_s, start_ms, end_ms)``, each ``(n_frames, n_rows)``.
+
+    ``frame_time_ms`` are camera-clock frame times (ms); ``start_ms``/``end_ms`` bound the row's
+    exposure window in reference ms, ``middle_s`` is the reference time of its middle in seconds.
+    """
+    rows = jnp.arange(n_rows, dtype=jnp.float64)
+    start_cam = frame_time_ms[:, None] + rows[None, :] * line_period_ms
+    start_ms = drift * start_cam + shift_ms
+    end_ms = drift * (start_cam + exposure_ms) + shift_ms
+    middle_s = (drift * (start_cam + 0.5 * exposure_ms) + shift_ms) / 1000.0
+    return middle_s, start_ms, end_ms
+
+
+def window_mean_sine(start_ms, end_ms, frequency_hz, phase):
+    """Mean of ``sin(2π f t + phase)`` (t in reference s) over the window ``[start_ms, end_ms]``.
+
+    Closed form ``sin(2π f t_mid + phase) * sinc(f * duration)``: exactly 0 when the window holds
+    whole periods. Broadcasts over all arguments; the phase is reduced modulo one period in float64.
+    """
+    cycles_per_ms = frequency_hz / 1000.0
+    middle_cycles = jnp.mod(cycles_per_ms * (0.5 * (start_ms + end_ms)), 1.0)
+    return jnp.sin(2 * jnp.pi * middle_cycles + phase) * jnp.sinc(cycles_per_ms * (end_ms - start_ms))
+
+
 def pulse_fraction(start_ms, end_ms, flash_ms, decay_ms, rise_ms):
     """Fraction of one event's light that falls in the reference window ``[start_ms, end_ms]``.
 
@@ -172,10 +205,14 @@ def flash_light(
     most recent events; steps older than the window add their full amplitude. The caller guarantees
     that no more than ``window`` events fall within a frame's span (see :func:`camera_flash_light`).
     """
-    rows = jnp.arange(n_rows, dtype=jnp.float64)
-    start_cam = frame_time_ms[:, None] + rows[None, :] * line_period_ms
-    start_ref = drift * start_cam + shift_ms
-    end_ref = drift * (start_cam + exposure_ms) + shift_ms
+    _, start_ref, end_ref = row_windows(
+        frame_time_ms,
+        n_rows=n_rows,
+        line_period_ms=line_period_ms,
+        exposure_ms=exposure_ms,
+        drift=drift,
+        shift_ms=shift_ms,
+    )
     n_before_end = jnp.searchsorted(flash_ms, end_ref[:, -1], side="right")
     index = n_before_end[:, None] - 1 - jnp.arange(window)[None, :]
     valid = index >= 0
@@ -194,6 +231,15 @@ def flash_light(
     return light + older_steps[:, None]
 
 
+def _flash_window(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) -> int:
+    """``window`` of :func:`flash_light` for these frames: :func:`_events_per_frame` rounded up to a power of two.
+
+    Powers of two keep the number of compiled kernels small.
+    """
+    busiest = _events_per_frame(camera, flashes, frame_time_ms) if len(flashes) else 0
+    return 1 << max(busiest - 1, 0).bit_length()
+
+
 def _events_per_frame(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) -> int:
     """Most events that any frame's exposure span (plus pulse tails) overlaps."""
     first_start = camera.drift * frame_time_ms + camera.shift_ms
@@ -206,23 +252,26 @@ def _events_per_frame(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarra
     return int((hi - lo).max()) if frame_time_ms.size else 0
 
 
-def camera_flash_light(camera: Camera, flashes: Flashes, frame_time_ms) -> np.ndarray:
-    """Grey levels the flashes add to every stored row of the given frames, ``(n_frames, height)``.
+def camera_flash_light(camera: Camera, flashes: Flashes, frame_time_ms, *, row_step: float = 1.0) -> np.ndarray:
+    """Grey levels the flashes add to stored rows of the given frames, ``(n_frames, n_rows)``.
 
-    ``frame_time_ms`` are camera-clock frame times (ms), e.g. :func:`stored_frame_times_ms`.
+    ``frame_time_ms`` are camera-clock frame times (ms), e.g. :func:`stored_frame_times_ms`. Rows
+    ``0, row_step, 2 * row_step, ...`` below ``height`` (``n_rows = ceil(height / row_step)``);
+    the default is every stored row.
     """
     frame_time_ms = np.asarray(frame_time_ms, dtype=np.float64)
+    n_rows = math.ceil(camera.height / row_step)
     if len(flashes) == 0:
-        return np.zeros((frame_time_ms.size, camera.height))
-    window = max(1, 1 << (_events_per_frame(camera, flashes, frame_time_ms) - 1).bit_length())
+        return np.zeros((frame_time_ms.size, n_rows))
+    window = _flash_window(camera, flashes, frame_time_ms)
     light = flash_light(
         jnp.asarray(frame_time_ms),
         jnp.asarray(flashes.time_ms),
         jnp.asarray(flashes.decay_ms),
         jnp.asarray(flashes.rise_ms),
         jnp.asarray(flashes.amplitude),
-        n_rows=camera.height,
-        line_period_ms=camera.line_period_ms,
+        n_rows=n_rows,
+        line_period_ms=camera.line_period_ms * row_step,
         exposure_ms=camera.exposure_ms,
         drift=camera.drift,
         shift_ms=camera.shift_ms,
@@ -328,19 +377,34 @@ ALBEDO_RANGE = (0.15, 1.0)
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
-    """A static textured background and moving objects under slowly varying ambient light.
+    """A static textured background and moving objects under ambient light, outdoors or indoors.
 
     Positions are in normalised picture coordinates (``u`` across, ``v`` down, both in [0, 1]), so
-    cameras of any size see the same scene. Every camera of a recording may share one scene.
+    cameras of any size see the same scene. Every camera of a recording may share one scene. The
+    defaults are the "clean" scene of :func:`scene_preset`: steady lamps, flashes over the whole
+    picture, no window, no auto-exposure.
 
     Attributes:
-        seed: seed of the background texture, the objects and the ambient phase.
+        seed: seed of the background texture, the objects, the slow ambient phase and the layout
+            (:func:`scene_layout`).
         ambient: grey levels a white (albedo 1) surface shows under ambient light alone.
         ambient_variation: relative amplitude of the slow sinusoidal change of ambient light.
         ambient_period_s: period of that change (s).
         n_objects: moving discs and rectangles, each with its own albedo and constant velocity.
         n_blocks: sharp-edged rectangles in the background.
         max_speed: fastest object speed (picture widths per second).
+        mains_hz: mains frequency (Hz); lamps flicker at twice it (50 -> 100 Hz, 60 -> 120 Hz).
+        flicker_modulation: relative flicker amplitude m (0 = steady lamps; real lamps up to ~0.35).
+        flicker_phase: phase of the flicker ``sin(2π f t + phase)`` at reference time 0 (rad).
+        flicker_harmonic: amplitude of the flicker's second harmonic (at 2 f) relative to m.
+        flicker_harmonic_phase: phase of that harmonic at reference time 0 (rad).
+        flash_coverage: fraction of the picture's columns the flashes reach, one span, in (0, 1].
+        flash_falloff: relative change of flash intensity across the span (± this, e.g. 0.3).
+        window_luminance: grey levels (before gain and clipping) of a bright emitting window placed
+            in columns the flashes do not reach; 0 for none. Not flickering, not lit by flashes.
+        ae_strength: deepest auto-exposure gain change (0.2: the gain stays within 0.8-1.25); 0 = off.
+        ae_rate: share of the metered log brightness error the AE loop corrects per frame, in (0, 1].
+        ae_delay_frames: frames from a metered frame to the first frame whose gain it changes (>= 1).
     """
 
     seed: int = 0
@@ -350,6 +414,17 @@ class Scene:
     n_objects: int = 3
     n_blocks: int = 6
     max_speed: float = 0.4
+    mains_hz: float = 50.0
+    flicker_modulation: float = 0.0
+    flicker_phase: float = 0.0
+    flicker_harmonic: float = 0.0
+    flicker_harmonic_phase: float = 0.0
+    flash_coverage: float = 1.0
+    flash_falloff: float = 0.0
+    window_luminance: float = 0.0
+    ae_strength: float = 0.0
+    ae_rate: float = 0.5
+    ae_delay_frames: int = 1
 
     def __post_init__(self):
         if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
@@ -362,6 +437,271 @@ class Scene:
             raise FlashsyncError(f"ambient_period_s must be positive, got {self.ambient_period_s}")
         if self.n_objects < 0 or self.n_blocks < 0 or not self.max_speed >= 0:
             raise FlashsyncError("n_objects, n_blocks and max_speed must be non-negative")
+        if not (math.isfinite(self.mains_hz) and self.mains_hz > 0):
+            raise FlashsyncError(f"mains_hz must be a positive frequency (50 or 60), got {self.mains_hz}")
+        if not (self.flicker_modulation >= 0 and self.flicker_harmonic >= 0):
+            raise FlashsyncError("flicker_modulation and flicker_harmonic must be non-negative")
+        if not self.flicker_modulation * (1 + self.flicker_harmonic) < 1:
+            raise FlashsyncError("lamps emit no negative light: keep flicker_modulation * (1 + flicker_harmonic) < 1")
+        if not (math.isfinite(self.flicker_phase) and math.isfinite(self.flicker_harmonic_phase)):
+            raise FlashsyncError("flicker phases must be finite (radians)")
+        if not 0 < self.flash_coverage <= 1:
+            raise FlashsyncError(f"flash_coverage must lie in (0, 1], got {self.flash_coverage}")
+        if not 0 <= self.flash_falloff < 1:
+            raise FlashsyncError(f"flash_falloff must lie in [0, 1), got {self.flash_falloff}")
+        if not (math.isfinite(self.window_luminance) and self.window_luminance >= 0):
+            raise FlashsyncError(f"window_luminance must be >= 0 grey levels, got {self.window_luminance}")
+        if not 0 <= self.ae_strength < 1:
+            raise FlashsyncError(f"ae_strength must lie in [0, 1) (0.2 = dips up to 20 %), got {self.ae_strength}")
+        if self.ae_strength > 0 and not self.ambient > 0:
+            raise FlashsyncError("auto-exposure meters against the ambient light; it needs ambient > 0")
+        if not 0 < self.ae_rate <= 1:
+            raise FlashsyncError(f"ae_rate must lie in (0, 1], got {self.ae_rate}")
+        if not (isinstance(self.ae_delay_frames, (int, np.integer)) and self.ae_delay_frames >= 1):
+            raise FlashsyncError(f"ae_delay_frames must be an integer >= 1, got {self.ae_delay_frames!r}")
+
+
+#: Names accepted by :func:`scene_preset`.
+SCENE_PRESETS = ("clean", "indoor_50hz", "indoor_60hz")
+
+
+def scene_preset(name: str, seed: int = 0, **overrides) -> Scene:
+    """A named :class:`Scene`; ``overrides`` replace any of its fields.
+
+    - ``clean``: the defaults (steady light, flashes everywhere, no auto-exposure).
+    - ``indoor_50hz`` / ``indoor_60hz``: lamps flickering at 100 / 120 Hz with modulation 0.3 and a
+      second harmonic of 0.15 (random phases, mains within ±0.05 Hz of nominal), flashes reaching
+      65 % of the columns with ±20 % falloff, a saturated window (400 grey levels) beside them,
+      auto-exposure dips up to 15 % (rate 0.5, two frames' delay), ambient changing ±5 % over 8 s.
+    """
+    if name not in SCENE_PRESETS:
+        raise FlashsyncError(f"unknown scene preset '{name}'; known: {', '.join(SCENE_PRESETS)}")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Scene)}
+    if unknown:
+        raise FlashsyncError(f"Scene has no field {', '.join(sorted(unknown))}")
+    fields = {}
+    if name.startswith("indoor_"):
+        rng = np.random.default_rng([seed, 4])
+        fields = {
+            "ambient_variation": 0.05,
+            "ambient_period_s": 8.0,
+            "mains_hz": (50.0 if name == "indoor_50hz" else 60.0) + float(rng.uniform(-0.05, 0.05)),
+            "flicker_modulation": 0.3,
+            "flicker_phase": float(rng.uniform(0, 2 * np.pi)),
+            "flicker_harmonic": 0.15,
+            "flicker_harmonic_phase": float(rng.uniform(0, 2 * np.pi)),
+            "flash_coverage": 0.65,
+            "flash_falloff": 0.2,
+            "window_luminance": 400.0,
+            "ae_strength": 0.15,
+            "ae_rate": 0.5,
+            "ae_delay_frames": 2,
+        }
+    return Scene(seed=seed, **{**fields, **overrides})
+
+
+class SceneLayout(NamedTuple):
+    """Where a scene's flashes reach and where its window is, in normalised picture coordinates.
+
+    Attributes:
+        flash_u: ``(u0, u1)``, the span of columns the flashes light (``(0, 1)`` at full coverage).
+        flash_peak_u: the column where the flash light is strongest (the falloff is centred there).
+        window: ``(u0, v0, u1, v1)`` of the emitting window, or None without one.
+    """
+
+    flash_u: tuple[float, float]
+    flash_peak_u: float
+    window: tuple[float, float, float, float] | None
+
+
+#: Space (picture fractions) kept between the flash span and the window.
+WINDOW_MARGIN = 0.02
+
+
+def scene_layout(scene: Scene) -> SceneLayout:
+    """The scene's flash span and window, drawn from its seed (the same for every camera).
+
+    The window lies in the wider of the two column gaps beside the flash span, 50-80 % of its
+    width, 20-40 % of the picture high; where the gaps are too narrow it may lie anywhere.
+    """
+    rng = np.random.default_rng([scene.seed, 3])
+    u0 = float(rng.uniform(0.0, 1.0 - scene.flash_coverage))
+    u1 = u0 + scene.flash_coverage
+    peak = float(rng.uniform(u0, u1))
+    width_draw, place_draw, height_draw, top_draw = rng.uniform(size=4)
+    gap_lo, gap_hi = (0.0, u0) if u0 >= 1.0 - u1 else (u1, 1.0)
+    room = gap_hi - gap_lo - 2 * WINDOW_MARGIN
+    if room >= 0.05:
+        width = (0.5 + 0.3 * width_draw) * room
+        left = gap_lo + WINDOW_MARGIN + place_draw * (room - width)
+    else:
+        width = 0.1 + 0.1 * width_draw
+        left = place_draw * (1.0 - width)
+    height = 0.2 + 0.2 * height_draw
+    top = 0.05 + top_draw * (0.9 - height)
+    window = (float(left), float(top), float(left + width), float(top + height))
+    return SceneLayout((u0, u1), peak, window if scene.window_luminance > 0 else None)
+
+
+def _soft_inside(offset, half, n_pixels):
+    """Coverage of an interval of half width ``half`` at ``offset`` from its centre, with a one-pixel soft edge.
+
+    ``offset`` and ``half`` in picture fractions, ``n_pixels`` pixels per picture.
+    """
+    return jnp.clip(0.5 + (half - jnp.abs(offset)) * n_pixels, 0.0, 1.0)
+
+
+def _pixel_centres(n_pixels: int) -> np.ndarray:
+    """Normalised coordinates of ``n_pixels`` pixel centres, ``(n_pixels,)``."""
+    return (np.arange(n_pixels) + 0.5) / n_pixels
+
+
+def flash_column_gain(scene: Scene, width: int) -> np.ndarray:
+    """Flash light of every column relative to the amplitude, ``(width,)`` float64.
+
+    0 outside the flash span (one-pixel soft edges), ``1 + falloff * cos(π (u - peak) / coverage)``
+    inside; exactly 1 everywhere for full coverage without falloff.
+    """
+    u = _pixel_centres(width)
+    layout = scene_layout(scene)
+    (u0, u1), peak = layout.flash_u, layout.flash_peak_u
+    reach = 1.0 if scene.flash_coverage >= 1 else np.asarray(_soft_inside(u - 0.5 * (u0 + u1), 0.5 * (u1 - u0), width))
+    profile = 1.0 + scene.flash_falloff * np.cos(np.pi * (u - peak) / scene.flash_coverage)
+    return np.asarray(reach * profile, dtype=np.float64)
+
+
+def window_mask(scene: Scene, width: int, height: int) -> np.ndarray | None:
+    """Share of every pixel the scene's window covers, ``(height, width)`` float32, or None without a window."""
+    window = scene_layout(scene).window
+    if window is None:
+        return None
+    u0, v0, u1, v1 = window
+    across = _soft_inside(_pixel_centres(width) - 0.5 * (u0 + u1), 0.5 * (u1 - u0), width)
+    down = _soft_inside(_pixel_centres(height) - 0.5 * (v0 + v1), 0.5 * (v1 - v0), height)
+    return np.asarray(down[:, None] * across[None, :], dtype=np.float32)
+
+
+class Lighting(NamedTuple):
+    """A scene's ambient light as floats (a pytree); see :func:`ambient_light`.
+
+    Attributes:
+        ambient: grey levels on a white surface, averaged over the flicker.
+        variation, period_s, phase: the slow change ``1 + variation * sin(2π t / period_s + phase)``,
+            t in reference s.
+        flicker_hz: lamp flicker frequency, twice the mains frequency (Hz).
+        modulation, flicker_phase, harmonic, harmonic_phase: the flicker, as in :class:`Scene`.
+    """
+
+    ambient: float
+    variation: float
+    period_s: float
+    phase: float
+    flicker_hz: float
+    modulation: float
+    flicker_phase: float
+    harmonic: float
+    harmonic_phase: float
+
+
+def scene_lighting(scene: Scene) -> Lighting:
+    """The :class:`Lighting` of ``scene`` (the slow change's phase is drawn from its seed)."""
+    phase = float(np.random.default_rng([scene.seed, 2]).uniform(0, 2 * np.pi))
+    return Lighting(
+        float(scene.ambient),
+        float(scene.ambient_variation),
+        float(scene.ambient_period_s),
+        phase,
+        2.0 * float(scene.mains_hz),
+        float(scene.flicker_modulation),
+        float(scene.flicker_phase),
+        float(scene.flicker_harmonic),
+        float(scene.flicker_harmonic_phase),
+    )
+
+
+def ambient_light(lighting: Lighting, middle_s, start_ms, end_ms):
+    """Grey levels the ambient light gives a white surface over exposure windows (arguments broadcast).
+
+    Lamps emit ``ambient * slow(t) * (1 + m * (sin(2π f t + φ) + h * sin(4π f t + φ2)))`` on the
+    reference clock. The slow change is taken at the window's middle ``middle_s`` (reference s);
+    the flicker is averaged exactly over ``[start_ms, end_ms]`` (reference ms).
+    """
+    slow = lighting.ambient * (
+        1.0 + lighting.variation * jnp.sin(2 * jnp.pi * middle_s / lighting.period_s + lighting.phase)
+    )
+    flicker = window_mean_sine(start_ms, end_ms, lighting.flicker_hz, lighting.flicker_phase)
+    flicker = flicker + lighting.harmonic * window_mean_sine(
+        start_ms, end_ms, 2.0 * lighting.flicker_hz, lighting.harmonic_phase
+    )
+    return slow * (1.0 + lighting.modulation * flicker)
+
+
+def camera_ambient_light(camera: Camera, scene: Scene, frame_time_ms) -> np.ndarray:
+    """Grey levels the ambient light gives a white surface in every stored row, ``(n_frames, height)``.
+
+    ``frame_time_ms`` are camera-clock frame times (ms); what :func:`render_frames` uses before gain.
+    """
+    windows = row_windows(
+        jnp.asarray(frame_time_ms, dtype=jnp.float64),
+        n_rows=camera.height,
+        line_period_ms=camera.line_period_ms,
+        exposure_ms=camera.exposure_ms,
+        drift=camera.drift,
+        shift_ms=camera.shift_ms,
+    )
+    return np.asarray(ambient_light(scene_lighting(scene), *windows))
+
+
+# ----------------------------------------------------------------------------- auto-exposure
+
+#: The auto-exposure meter samples flash light on at most this many evenly spaced rows...
+AE_METER_ROWS = 64
+#: ...and reads the mean of the brightest this share of them (highlight-weighted metering).
+AE_METER_TOP_FRACTION = 0.1
+
+
+def auto_exposure_gains(excess, *, strength: float, rate: float, delay_frames: int) -> np.ndarray:
+    """Sensor gain of every frame from a first-order loop in log gain, ``(n_frames,)`` float64.
+
+    ``excess[k]`` is frame k's metered brightness at gain 1 relative to the scene without flashes,
+    minus 1 (0.3: 30 % brighter). Frame 0 has gain 1; then ``log G[k+1] = log G[k] - rate * (log
+    G[m] + log(1 + excess[m]))`` with ``m = k + 1 - delay_frames``, clipped to ``|log G| <=
+    -log(1 - strength)``: the brightness the meter saw, relative to its target, is corrected in
+    steps. Without flashes every gain is exactly 1.
+    """
+    excess = np.asarray(excess, dtype=np.float64)
+    limit = -math.log1p(-strength)
+    brightness = np.log(np.maximum(1.0 + excess, 1e-3))
+    log_gain = np.zeros(excess.size)
+    for k in range(excess.size - 1):
+        metered = k + 1 - delay_frames
+        error = log_gain[metered] + brightness[metered] if metered >= 0 else 0.0
+        log_gain[k + 1] = min(max(log_gain[k] - rate * error, -limit), limit)
+    return np.exp(log_gain)
+
+
+def exposure_gains(camera: Camera, flashes: Flashes, scene: Scene, n_sensor_frames: int) -> np.ndarray:
+    """Auto-exposure gain of sensor frames ``0 .. n_sensor_frames - 1``, ``(n_sensor_frames,)`` float64.
+
+    The meter reads each frame's flash light on :data:`AE_METER_ROWS` rows, averages the brightest
+    :data:`AE_METER_TOP_FRACTION` of them, weights by the mean of :func:`flash_column_gain` and
+    divides by ``scene.ambient``; :func:`auto_exposure_gains` turns that into gains. Dropped frames
+    are metered too (the sensor runs on). All ones when AE is off or there are no flashes.
+    """
+    if scene.ae_strength == 0 or len(flashes) == 0:
+        return np.ones(n_sensor_frames)
+    frame_time_ms = stored_frame_times_ms(camera, np.ones(n_sensor_frames, dtype=bool))
+    row_step = max(1.0, camera.height / AE_METER_ROWS)
+    rows = camera_flash_light(camera, flashes, frame_time_ms, row_step=row_step)
+    n_top = max(1, round(AE_METER_TOP_FRACTION * rows.shape[1]))
+    highlight = np.sort(rows, axis=1)[:, -n_top:].mean(axis=1)
+    excess = highlight * flash_column_gain(scene, camera.width).mean() / scene.ambient
+    return auto_exposure_gains(
+        excess, strength=scene.ae_strength, rate=scene.ae_rate, delay_frames=int(scene.ae_delay_frames)
+    )
+
+
+# ----------------------------------------------------------------------------------- rendering
 
 
 class SceneObjects(NamedTuple):
@@ -391,8 +731,11 @@ class FrameModel(NamedTuple):
     Attributes:
         background: static albedo ``(height, width)`` float32.
         objects: the moving objects.
-        ambient, ambient_variation, ambient_period_s, ambient_phase: ambient light
-            ``ambient * (1 + variation * sin(2π t / period + phase))`` in grey levels, t in reference s.
+        lighting: the ambient light (:func:`ambient_light`).
+        flash_column_gain: flash light of every column relative to its amplitude, ``(width,)`` float64.
+        window_mask: share of each pixel the emitting window covers, ``(height, width)`` float32,
+            or None without a window (then no window code is traced).
+        window_luminance: grey levels the window emits.
         frame_period_ms, line_period_ms, exposure_ms, drift, shift_ms: camera timing (DESIGN §2).
         noise_sigma: sensor noise standard deviation (grey levels).
         flash_ms, decay_ms, rise_ms, amplitude: the flashes (see :class:`Flashes`), never empty.
@@ -400,10 +743,10 @@ class FrameModel(NamedTuple):
 
     background: jnp.ndarray
     objects: SceneObjects
-    ambient: float
-    ambient_variation: float
-    ambient_period_s: float
-    ambient_phase: float
+    lighting: Lighting
+    flash_column_gain: jnp.ndarray
+    window_mask: jnp.ndarray | None
+    window_luminance: float
     frame_period_ms: float
     line_period_ms: float
     exposure_ms: float
@@ -422,8 +765,8 @@ def scene_background(scene: Scene, width: int, height: int) -> np.ndarray:
     Smooth random cosine patterns (a few coarse, some fine texture) plus sharp-edged blocks.
     """
     rng = np.random.default_rng([scene.seed, 0])
-    u = (np.arange(width) + 0.5) / width
-    v = (np.arange(height) + 0.5) / height
+    u = _pixel_centres(width)
+    v = _pixel_centres(height)
     field = np.zeros((height, width))
     total = 0.0
     for max_cycles, weight in ((4.0, 1.0), (4.0, 1.0), (4.0, 0.8), (4.0, 0.8), (20.0, 0.3), (40.0, 0.2)):
@@ -468,15 +811,15 @@ def frame_model(camera: Camera, flashes: Flashes, scene: Scene) -> FrameModel:
         flash_arrays = (flashes.time_ms, flashes.decay_ms, flashes.rise_ms, flashes.amplitude)
     else:  # one dark, long-past pulse keeps the arrays non-empty
         flash_arrays = (np.array([-1e30]), np.ones(1), np.zeros(1), np.zeros(1))
-    phase = float(np.random.default_rng([scene.seed, 2]).uniform(0, 2 * np.pi))
     objects = SceneObjects(*(jnp.asarray(a) for a in scene_objects(scene)))
+    mask = window_mask(scene, camera.width, camera.height)
     return FrameModel(
         jnp.asarray(scene_background(scene, camera.width, camera.height)),
         objects,
-        float(scene.ambient),
-        float(scene.ambient_variation),
-        float(scene.ambient_period_s),
-        phase,
+        scene_lighting(scene),
+        jnp.asarray(flash_column_gain(scene, camera.width)),
+        None if mask is None else jnp.asarray(mask),
+        float(scene.window_luminance),
         float(camera.frame_period_ms),
         float(camera.line_period_ms),
         float(camera.exposure_ms),
@@ -493,11 +836,15 @@ def _wrap(position, half):
 
 
 def _scene_albedo(model: FrameModel, time_s):
-    """Albedo of every pixel with objects placed at each row's time, ``(n_frames, height, width)`` float32."""
+    """Albedo of every pixel with objects placed at each row's time, and the share of each pixel
+    where the window shows (None without a window), both ``(n_frames, height, width)`` float32.
+    """
     n_rows, n_cols = model.background.shape
     u = (jnp.arange(n_cols, dtype=jnp.float32) + 0.5) / n_cols
     v = (jnp.arange(n_rows, dtype=jnp.float32) + 0.5) / n_rows
-    albedo = jnp.broadcast_to(model.background, time_s.shape[:1] + model.background.shape)
+    shape = time_s.shape[:1] + model.background.shape
+    albedo = jnp.broadcast_to(model.background, shape)
+    window = None if model.window_mask is None else jnp.broadcast_to(model.window_mask, shape)
     obj = model.objects
     for i in range(obj.albedo.shape[0]):
         center_u = _wrap(obj.center_u[i] + obj.velocity_u[i] * time_s, obj.half_u[i]).astype(jnp.float32)
@@ -509,32 +856,39 @@ def _scene_albedo(model: FrameModel, time_s):
         # coverage with a one-pixel soft edge
         radius = jnp.sqrt((du / half_u) ** 2 + (dv / half_v) ** 2)
         disc = jnp.clip(0.5 + (1.0 - radius) * half_v * n_rows, 0.0, 1.0)
-        rect = jnp.clip(0.5 + (half_u - jnp.abs(du)) * n_cols, 0.0, 1.0) * jnp.clip(
-            0.5 + (half_v - jnp.abs(dv)) * n_rows, 0.0, 1.0
-        )
+        rect = _soft_inside(du, half_u, n_cols) * _soft_inside(dv, half_v, n_rows)
         cover = jnp.where(obj.is_disc[i], disc, rect)
         albedo = albedo + cover * (obj.albedo[i].astype(jnp.float32) - albedo)
-    return albedo
+        if window is not None:  # objects pass in front of the window
+            window = window * (1.0 - cover)
+    return albedo, window
 
 
-def render_frames(model: FrameModel, noise_key, sensor_frame, *, window: int):
+def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: int):
     """Grey frames of the given sensor frame indices, ``(n_frames, height, width)`` uint8.
 
     Pure JAX (jit with ``window`` static; :func:`render_chunks` does). A pixel is
-    ``albedo(x, y, t_row) * (ambient(t_row) + flash light of its row) + noise``, where ``t_row``
-    is the reference time of the middle of the row's exposure; the noise of sensor frame ``k``
-    comes from ``fold_in(noise_key, k)``, so frames do not depend on how they are batched.
-    ``window`` bounds the flashes overlapping one frame (see :func:`flash_light`).
+    ``gain_k * albedo(x, y, t_row) * (ambient(row) + flash light of its row * column gain(x)) +
+    noise``, clipped to 0..255, where ``t_row`` is the reference time of the middle of the row's
+    exposure, ``ambient(row)`` integrates the lamps' flicker over the row's exposure window
+    (:func:`ambient_light`) and ``gain`` ``(n_frames,)`` holds each frame's sensor gain
+    (:func:`exposure_gains`). Where the window shows, the pixel is ``gain_k * window_luminance +
+    noise`` instead. The noise of sensor frame ``k`` comes from ``fold_in(noise_key, k)``, so frames
+    do not depend on how they are batched. ``window`` bounds the flashes overlapping one frame (see
+    :func:`flash_light`).
     """
     n_rows, n_cols = model.background.shape
     sensor_frame = jnp.asarray(sensor_frame)
     frame_time_ms = sensor_frame.astype(jnp.float64) * model.frame_period_ms
-    rows = jnp.arange(n_rows, dtype=jnp.float64)
-    middle_ms = frame_time_ms[:, None] + rows[None, :] * model.line_period_ms + 0.5 * model.exposure_ms
-    time_s = (model.drift * middle_ms + model.shift_ms) / 1000.0
-    ambient = model.ambient * (
-        1.0 + model.ambient_variation * jnp.sin(2 * jnp.pi * time_s / model.ambient_period_s + model.ambient_phase)
+    middle_s, start_ms, end_ms = row_windows(
+        frame_time_ms,
+        n_rows=n_rows,
+        line_period_ms=model.line_period_ms,
+        exposure_ms=model.exposure_ms,
+        drift=model.drift,
+        shift_ms=model.shift_ms,
     )
+    ambient = ambient_light(model.lighting, middle_s, start_ms, end_ms)
     flash = flash_light(
         frame_time_ms,
         model.flash_ms,
@@ -548,14 +902,19 @@ def render_frames(model: FrameModel, noise_key, sensor_frame, *, window: int):
         shift_ms=model.shift_ms,
         window=window,
     )
-    light = (ambient + flash).astype(jnp.float32)
-    albedo = _scene_albedo(model, time_s)
+    gain = jnp.asarray(gain, dtype=jnp.float64)[:, None, None]
+    light = gain * (ambient[:, :, None] + flash[:, :, None] * model.flash_column_gain[None, None, :])
+    albedo, window_share = _scene_albedo(model, middle_s)
+    signal = albedo * light.astype(jnp.float32)
+    if window_share is not None:
+        emitted = (gain * model.window_luminance).astype(jnp.float32)
+        signal = signal + window_share * (emitted - signal)
 
     def frame_noise(k):
         return jax.random.normal(jax.random.fold_in(noise_key, k), (n_rows, n_cols), dtype=jnp.float32)
 
     noise = jax.vmap(frame_noise)(sensor_frame)
-    pixel = albedo * light[:, :, None] + jnp.float32(model.noise_sigma) * noise
+    pixel = signal + jnp.float32(model.noise_sigma) * noise
     return jnp.clip(jnp.round(pixel), 0, 255).astype(jnp.uint8)
 
 
@@ -575,30 +934,36 @@ def render_chunks(
     *,
     noise_seed: int,
     chunk_frames: int | None = None,
+    gains=None,
 ) -> Iterator[np.ndarray]:
     """Yield the frames of ``sensor_frames`` (indices, in order) as uint8 arrays ``(n, height, width)``.
 
     Batches have ``chunk_frames`` frames (the last may be shorter; it is rendered padded so one
     compilation serves every batch of a camera size). Memory stays bounded for long videos.
+    ``gains`` are the sensor gains of sensor frames ``0, 1, ...`` (at least up to the last one
+    rendered); by default :func:`exposure_gains`, which depend only on earlier frames, so a frame
+    is the same whichever frames are rendered with it.
     """
     sensor_frames = np.asarray(sensor_frames, dtype=np.int64)
     if sensor_frames.ndim != 1 or sensor_frames.size == 0:
         return
     if np.any(sensor_frames < 0):
         raise FlashsyncError("sensor frame indices must be non-negative")
+    last = int(sensor_frames.max())
+    gains = exposure_gains(camera, flashes, scene, last + 1) if gains is None else np.asarray(gains, np.float64)
+    if gains.ndim != 1 or gains.size <= last:
+        raise FlashsyncError(f"gains must hold one value for each sensor frame up to {last}, got shape {gains.shape}")
     chunk = chunk_frames or default_chunk_frames(camera.width, camera.height)
     model = frame_model(camera, flashes, scene)
-    window = 1
-    if len(flashes):
-        busiest = _events_per_frame(camera, flashes, sensor_frames * camera.frame_period_ms)
-        window = max(1, 1 << (busiest - 1).bit_length())
+    window = _flash_window(camera, flashes, sensor_frames * camera.frame_period_ms)
     key = jax.random.key(int(noise_seed) % (1 << 32))
     n_chunks = -(-sensor_frames.size // chunk)
 
     def dispatch(i):
         part = sensor_frames[i * chunk : (i + 1) * chunk]
         padded = np.concatenate([part, np.full(chunk - part.size, part[-1])])
-        return part.size, _render_frames_jit(model, key, jnp.asarray(padded), window=window)
+        frames = _render_frames_jit(model, key, jnp.asarray(padded), jnp.asarray(gains[padded]), window=window)
+        return part.size, frames
 
     pending = dispatch(0)
     for i in range(1, n_chunks + 1):
@@ -634,27 +999,78 @@ def video_timescale(rate: Fraction) -> int:
     return timescale
 
 
-def _dropped_expression(dropped: np.ndarray) -> str:
-    """ffmpeg expression that is 1 for frame numbers ``n`` in ``dropped`` and 0 otherwise.
+#: Container timestamp styles of :func:`write_video`: the timescale (ticks per second) of each, None
+#: for the exact one of :func:`video_timescale`. Phones' QuickTime files use 600; "ms" stores whole
+#: milliseconds (as Matroska does).
+TIMESTAMP_TIMESCALES = {"exact": None, "quicktime": 600, "ms": 1000}
 
-    Runs of consecutive drops become intervals arranged as a balanced binary search tree of
-    ``if(lt(n,a), left, if(gt(n,b), right, 1))``: ffmpeg's ``if`` evaluates lazily, so each frame
-    costs O(log runs) and the nesting depth stays logarithmic (a flat sum of ~100 terms fails).
+#: Distributions of per-frame timestamp jitter: ``pts_jitter_ms`` is the half width of "uniform"
+#: and the standard deviation of "gaussian" (cut at 3 standard deviations).
+JITTER_KINDS = ("uniform", "gaussian")
+
+
+def container_timescale(rate: Fraction, timestamps: str = "exact") -> int:
+    """Ticks per second of the mp4 timebase for a timestamp style of :data:`TIMESTAMP_TIMESCALES`."""
+    if timestamps not in TIMESTAMP_TIMESCALES:
+        raise FlashsyncError(f"unknown timestamps '{timestamps}'; known: {', '.join(TIMESTAMP_TIMESCALES)}")
+    return TIMESTAMP_TIMESCALES[timestamps] or video_timescale(rate)
+
+
+def _lookup_expression(variable: str, starts, ends, values, default: str = "0") -> str:
+    """ffmpeg expression worth ``values[i]`` where ``starts[i] <= variable <= ends[i]``, else ``default``.
+
+    The intervals (sorted, disjoint, integers) are arranged as a balanced binary search tree of
+    ``if(lt(x,a), left, if(gt(x,b), right, value))``: ffmpeg's ``if`` evaluates lazily, so each
+    frame costs O(log intervals) and the nesting depth stays logarithmic (a flat sum of ~100 terms
+    fails).
     """
+
+    def tree(lo: int, hi: int) -> str:
+        if lo >= hi:
+            return default
+        mid = (lo + hi) // 2
+        left, right = tree(lo, mid), tree(mid + 1, hi)
+        return f"if(lt({variable},{starts[mid]}),{left},if(gt({variable},{ends[mid]}),{right},{values[mid]}))"
+
+    return tree(0, len(starts))
+
+
+def _dropped_expression(dropped: np.ndarray) -> str:
+    """ffmpeg expression that is 1 for frame numbers ``n`` in ``dropped`` and 0 otherwise (runs of drops)."""
     dropped = np.unique(np.asarray(dropped, dtype=np.int64))
     if dropped.size == 0:
         return "0"
     breaks = np.flatnonzero(np.diff(dropped) > 1)
     starts = np.concatenate([dropped[:1], dropped[breaks + 1]])
     ends = np.concatenate([dropped[breaks], dropped[-1:]])
+    return _lookup_expression("n", starts, ends, ["1"] * starts.size)
 
-    def tree(lo: int, hi: int) -> str:
-        if lo >= hi:
-            return "0"
-        mid = (lo + hi) // 2
-        return f"if(lt(n,{starts[mid]}),{tree(lo, mid)},if(gt(n,{ends[mid]}),{tree(mid + 1, hi)},1))"
 
-    return tree(0, starts.size)
+def jittered_ticks(
+    sensor_time_ms, timescale: int, *, jitter_ms: float, kind: str = "uniform", seed: int = 0
+) -> np.ndarray:
+    """Container ticks of frames stamped ``sensor_time_ms`` plus random jitter, ``(n,)`` int64.
+
+    Every time but the first (files start where the sensor did) gets an independent offset
+    (:data:`JITTER_KINDS`); all are rounded to the nearest tick. FlashsyncError where the jitter
+    would make timestamps negative or not strictly increasing.
+    """
+    if kind not in JITTER_KINDS:
+        raise FlashsyncError(f"unknown pts jitter '{kind}'; known: {', '.join(JITTER_KINDS)}")
+    sensor_time_ms = np.asarray(sensor_time_ms, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        offset_ms = rng.uniform(-jitter_ms, jitter_ms, sensor_time_ms.size)
+    else:
+        offset_ms = np.clip(rng.normal(0.0, jitter_ms, sensor_time_ms.size), -3 * jitter_ms, 3 * jitter_ms)
+    offset_ms[:1] = 0.0
+    ticks = np.floor((sensor_time_ms + offset_ms) * (timescale / 1000.0) + 0.5).astype(np.int64)
+    if np.any(ticks < 0) or np.any(np.diff(ticks) <= 0):
+        raise FlashsyncError(
+            f"pts jitter of {jitter_ms} ms makes timestamps collide or run backwards in a 1/{timescale} s "
+            "timebase; use less jitter than half a frame period"
+        )
+    return ticks
 
 
 def _run_ffmpeg(arguments: list[str]) -> None:
@@ -677,15 +1093,23 @@ def write_video(
     overwrite: bool = False,
     progress: bool = False,
     description: str | None = None,
+    timestamps: str = "exact",
+    pts_jitter_ms: float = 0.0,
+    pts_jitter: str = "uniform",
+    jitter_seed: int = 0,
 ) -> np.ndarray:
     """Encode stored frames as H.264 mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
 
     ``frame_chunks`` yields uint8 arrays ``(n, height, width)`` holding the stored frames in order;
     ``kept`` is the boolean mask over sensor frames (the first must be kept). Sensor frame ``k``
-    gets the timestamp ``k / frame_rate`` exactly (timebase ``1 / video_timescale``); dropped frames
+    starts at ``k / frame_rate``; its container timestamp is that time in the timebase of
+    ``timestamps`` (:data:`TIMESTAMP_TIMESCALES`): "exact" (``1 / video_timescale``, every pts
+    exact), "quicktime" (1/600 s, as phones write) or "ms" (whole milliseconds), rounded to the
+    nearest tick by ffmpeg's mp4 muxer. With ``pts_jitter_ms > 0`` each pts first gets a random
+    offset (``pts_jitter``, seeded by ``jitter_seed``; see :func:`jittered_ticks`). Dropped frames
     leave gaps (variable frame rate). ``rotation_deg`` is written as display-matrix metadata only;
     frames stay in sensor order. The file appears atomically and only if its timestamps read back
-    as intended.
+    within half a tick of the intended times; what was read back is returned.
     """
     from flashsync_bayes.events import atomic_write
 
@@ -697,38 +1121,59 @@ def write_video(
         raise FlashsyncError(f"crf must be an integer in [0, 51], got {crf!r}")
     if rotation_deg not in (0, 90, 180, 270):
         raise FlashsyncError(f"rotation_deg must be 0, 90, 180 or 270, got {rotation_deg!r}")
+    if not (math.isfinite(pts_jitter_ms) and pts_jitter_ms >= 0):
+        raise FlashsyncError(f"pts_jitter_ms must be >= 0, got {pts_jitter_ms!r}")
     if os.path.exists(path) and not overwrite:
         raise FlashsyncError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     rate = video_rate(frame_rate)
-    timescale = video_timescale(rate)
+    timescale = container_timescale(rate, timestamps)
     kept_index = np.flatnonzero(kept)
-    ticks_per_frame = timescale * rate.denominator // rate.numerator
-    expected_ticks = kept_index * ticks_per_frame
+    select = f"select='not({_dropped_expression(np.flatnonzero(~kept))})'"
+    if pts_jitter_ms > 0:  # the intended ticks are integers, set per stored frame with setpts
+        ticks = jittered_ticks(
+            kept_index * (1000.0 / frame_rate), timescale, jitter_ms=pts_jitter_ms, kind=pts_jitter, seed=jitter_seed
+        )
+        target, per_tick = ticks.astype(object), 1
+        lookup = _lookup_expression("N", range(ticks.size), range(ticks.size), ticks.tolist())
+        script_text = f"{select},settb=1/{timescale},setpts='{lookup}'"
+        encoder_options = ["-enc_time_base:v", "filter"]
+    else:  # intended ticks k * timescale / rate, a ratio of integers; the muxer rounds them
+        target, per_tick = kept_index.astype(object) * (timescale * rate.denominator), rate.numerator
+        script_text, encoder_options = select, []
+    written = []  # the ticks read back from the finished file
 
     def write(tmp_path: str) -> None:
         with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp_path), prefix=".tmp-") as work:
             encoded = os.path.join(work, "encoded.mp4") if rotation_deg else tmp_path
             script = os.path.join(work, "filter.txt")
             with open(script, "w") as handle:
-                handle.write(f"select='not({_dropped_expression(np.flatnonzero(~kept))})'")
-            _encode(encoded, frame_chunks, kept_index, rate, timescale, crf, preset, script, progress, description)
+                handle.write(script_text)
+            _encode(
+                encoded, frame_chunks, kept_index, rate, timescale, crf, preset, script, encoder_options, progress,
+                description,
+            )  # fmt: skip
             if rotation_deg:
-                rotate = ["-display_rotation", str(rotation_deg), "-i", encoded, "-c", "copy", "-f", "mp4", tmp_path]
-                _run_ffmpeg(rotate)
+                rotate = ["-display_rotation", str(rotation_deg), "-i", encoded, "-c", "copy"]
+                _run_ffmpeg(rotate + ["-video_track_timescale", str(timescale), "-f", "mp4", tmp_path])
             timebase, ticks = frame_ticks(tmp_path)
-            if timebase != Fraction(1, timescale) or ticks.size != expected_ticks.size or np.any(
-                ticks != expected_ticks
+            if (
+                timebase != Fraction(1, timescale)
+                or ticks.size != target.size
+                or np.any(2 * np.abs(ticks.astype(object) * per_tick - target) > per_tick)
             ):
                 raise FlashsyncError(
                     f"ffmpeg wrote other timestamps than intended to {path} (timebase {timebase}, "
-                    f"{ticks.size} frames for {expected_ticks.size}); this ffmpeg build is not supported"
+                    f"{ticks.size} frames for {target.size}); this ffmpeg build is not supported"
                 )
+            written.append(ticks)
 
     atomic_write(path, write)
-    return expected_ticks * (1000.0 / timescale)
+    return (written[0] * 1000) / timescale
 
 
-def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script, progress, description) -> None:
+def _encode(
+    path, frame_chunks, kept_index, rate, timescale, crf, preset, script, encoder_options, progress, description
+) -> None:
     """Pipe every sensor frame (zeros for dropped ones) into ffmpeg, which drops and encodes them."""
     height = width = None
     process = None
@@ -749,7 +1194,7 @@ def _encode(path, frame_chunks, kept_index, rate, timescale, crf, preset, script
                         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                         "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
                         "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-                        "-/vf", script, "-fps_mode", "passthrough",
+                        "-/vf", script, "-fps_mode", "passthrough", *encoder_options,
                         "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
                         "-video_track_timescale", str(timescale), "-f", "mp4", path,
                     ]  # fmt: skip
@@ -827,15 +1272,20 @@ def random_setup(
     max_shift_ms: float = 3000.0,
     min_spacing_frames: float = 3.0,
     max_rise_ms: float = 0.0,
+    rows_ratio: tuple[float, float] | str | None = None,
+    exposure_ms: tuple[float, float] = (2.0, 10.0),
 ) -> tuple[list[Camera], Flashes]:
     """Random cameras and flashes with realistic parameters (FACTS.md); returns ``(cameras, flashes)``.
 
     Camera 0 defines the reference clock (drift 1, shift 0); the others drift within
     ±``max_drift_ppm`` and start up to ``max_shift_ms`` (at most a fifth of the duration) earlier
-    or later. Hidden rows are 3-25 % of the stored rows, exposure 2-10 ms. Flashes (decay
-    0.2-1 ms, rise 0-``max_rise_ms``, 30-80 grey levels) fall where every camera records, at least
-    ``min_spacing_frames`` frame periods apart. ``frame_rate`` may be one rate or one per camera
-    (cycled).
+    or later. Total sensor rows ``L`` are drawn with ``L / R`` uniform in ``rows_ratio``: a
+    ``(low, high)`` pair, the name of a :data:`flashsync_bayes.sensors.PRESETS` family (its range),
+    or by default :data:`flashsync_bayes.sensors.ROWS_RATIO_RANGE`; ``L`` is rounded to whole rows
+    inside the range. Exposures are uniform in ``exposure_ms`` (ms), at most one frame period.
+    Flashes (decay 0.2-1 ms, rise 0-``max_rise_ms``, 30-80 grey levels) fall where every camera
+    records, at least ``min_spacing_frames`` frame periods apart; their leading edges may land in
+    hidden rows. ``frame_rate`` may be one rate or one per camera (cycled).
     """
     if not (isinstance(n_cameras, (int, np.integer)) and n_cameras >= 1):
         raise FlashsyncError(f"need at least one camera, got {n_cameras!r}")
@@ -848,6 +1298,18 @@ def random_setup(
     rates = [float(frame_rate)] if np.isscalar(frame_rate) else [float(r) for r in frame_rate]
     if not rates or min(rates) <= 0:
         raise FlashsyncError(f"frame rates must be positive, got {frame_rate!r}")
+    if rows_ratio is None:
+        rows_ratio = sensors.ROWS_RATIO_RANGE
+    elif isinstance(rows_ratio, str):
+        rows_ratio = sensors.preset(rows_ratio).rows_ratio
+    ratio_low, ratio_high = (float(r) for r in rows_ratio)
+    if not 1.0 <= ratio_low <= ratio_high:
+        raise FlashsyncError(f"rows_ratio must be (low, high) with 1 <= low <= high, got {rows_ratio!r}")
+    exposure_low, exposure_high = (float(e) for e in exposure_ms)
+    if not 0 < exposure_low <= exposure_high:
+        raise FlashsyncError(f"exposure_ms must be (low, high) with 0 < low <= high, got {exposure_ms!r}")
+    if exposure_low > 1000.0 / max(rates):
+        raise FlashsyncError(f"exposures from {exposure_low} ms do not fit in a frame at {max(rates):g} fps")
     rng = np.random.default_rng([seed, 7])
     duration_ms = duration_s * 1000.0
     shift_bound_ms = min(max_shift_ms, 0.2 * duration_ms)
@@ -860,9 +1322,15 @@ def random_setup(
             Camera(
                 width=width,
                 height=height,
-                total_rows=int(round(height * rng.uniform(1.03, 1.25))),
+                total_rows=int(
+                    np.clip(
+                        round(height * rng.uniform(ratio_low, ratio_high)),
+                        math.ceil(height * ratio_low),
+                        math.floor(height * ratio_high),
+                    )
+                ),
                 frame_rate=rate,
-                exposure_ms=float(rng.uniform(2.0, min(10.0, period_ms))),
+                exposure_ms=float(rng.uniform(exposure_low, min(exposure_high, period_ms))),
                 drift=1.0 if first else float(1.0 + rng.uniform(-max_drift_ppm, max_drift_ppm) * 1e-6),
                 shift_ms=0.0 if first else float(rng.uniform(-shift_bound_ms, shift_bound_ms)),
                 drop_probability=drop_probability,
@@ -892,33 +1360,46 @@ def random_setup(
 
 
 REFERENCE_CLOCK_NOTE = (
-    "Reference time of stored row r (fractional, readout order, frames not auto-rotated) of the frame "
-    "with timestamp pts_ms: t_ref_ms = drift * pts_ms + shift_ms + r * time_per_row_ms, "
-    "time_per_row_ms = drift * frame_period_ms / total_rows. This is the time the row's exposure starts; "
-    "an edge row is where the row's exposure ends at the flash, so flashes_ms = "
-    "drift * (pts_ms + exposure_ms) + shift_ms + row * time_per_row_ms for every edge with a frame. "
-    "flashes_ms are in the reference clock; camera 0 of random_setup runs on it (drift 1, shift 0)."
+    "Reference time of stored row r (fractional, readout order, frames not auto-rotated) of a frame: "
+    "t_ref_ms = drift * sensor_time_ms + shift_ms + r * time_per_row_ms, "
+    "time_per_row_ms = drift * frame_period_ms / total_rows, where sensor_time_ms = k * frame_period_ms "
+    "is the exact camera-clock time at which the sensor started the frame (sensor frame k). pts_ms are "
+    "the container timestamps readers see: sensor_time_ms in the timebase when timestamps is 'exact', "
+    "else rounded to the timebase (1/600 s 'quicktime', 1 ms 'ms') and, with pts_jitter_ms > 0, jittered "
+    "first; the time model uses sensor_time_ms. This is the time the row's exposure starts; an edge row "
+    "is where the row's exposure ends at the flash, so flashes_ms = drift * (sensor_time_ms + exposure_ms) "
+    "+ shift_ms + row * time_per_row_ms for every edge (sensor_time_ms of its sensor_frame). flashes_ms are "
+    "in the reference clock; camera 0 of random_setup runs on it (drift 1, shift 0). exposure_gain is "
+    "every stored frame's auto-exposure gain (all 1 without auto-exposure)."
 )
 
 
 def _camera_truth(
-    name: str, camera: Camera, flashes: Flashes, kept: np.ndarray, pts_ms: np.ndarray, **extra
+    name: str,
+    camera: Camera,
+    flashes: Flashes,
+    kept: np.ndarray,
+    pts_ms: np.ndarray,
+    gains: np.ndarray,
+    timescale: int,
+    **extra,
 ) -> dict:
-    """truth.json entry of one written camera (``extra`` items are added as they are)."""
+    """truth.json entry of one written camera; ``gains`` over sensor frames, ``extra`` items added as they are."""
     rate = video_rate(camera.frame_rate)
     edges = leading_edges(camera, flashes, kept)
-    timescale = video_timescale(rate)
     edge_list = []
     for j in range(len(flashes)):
         frame = int(edges["frame"][j])
+        sensor_frame = int(edges["sensor_frame"][j])
         edge_list.append(
             {
                 "flash": j,
                 "frame": frame,
-                "sensor_frame": int(edges["sensor_frame"][j]),
+                "sensor_frame": sensor_frame,
                 "row": float(edges["row"][j]),
                 "status": str(edges["status"][j]),
                 "frame_time_ms": float(pts_ms[frame]) if frame >= 0 else None,
+                "sensor_time_ms": sensor_frame * camera.frame_period_ms,
             }
         )
     return {
@@ -942,6 +1423,8 @@ def _camera_truth(
         "n_frames": int(pts_ms.size),
         "dropped_sensor_frames": [int(k) for k in np.flatnonzero(~kept)],
         "pts_ms": [float(p) for p in pts_ms],
+        "sensor_time_ms": [float(t) for t in stored_frame_times_ms(camera, kept)],
+        "exposure_gain": [float(g) for g in gains[kept]],
         "edges": edge_list,
     }
 
@@ -958,15 +1441,21 @@ def simulate_recording(
     progress: bool = True,
     *,
     preset: str = "medium",
+    timestamps: str = "exact",
+    pts_jitter_ms: float = 0.0,
+    pts_jitter: str = "uniform",
 ) -> dict:
     """Write ``cam0.mp4, cam1.mp4, ...`` and ``truth.json`` into ``outdir``; returns the truth dict.
 
     Every camera records ``duration_s`` of its own clock from camera time 0 and sees ``scene``
-    (default ``Scene(seed=seed)``); frame drops and sensor noise follow ``seed``. The truth holds
-    the flashes (reference ms; ``decay_ms`` null marks a step change), each camera's parameters
-    keyed by file name, the read-back pts of every stored frame (ms) and the exact leading edge of
-    every flash (see :data:`REFERENCE_CLOCK_NOTE`). Videos are written one by one, each atomically,
-    and truth.json last.
+    (default ``Scene(seed=seed)``, e.g. :func:`scene_preset`); frame drops, sensor noise and pts
+    jitter follow ``seed``. Container timestamps follow ``timestamps``, ``pts_jitter_ms`` and
+    ``pts_jitter`` (see :func:`write_video`). The truth holds the flashes (reference ms;
+    ``decay_ms`` null marks a step change), the scene and its layout, each camera's parameters
+    keyed by file name, the read-back pts (``pts_ms``) and exact sensor start time
+    (``sensor_time_ms``) and auto-exposure gain (``exposure_gain``) of every stored frame, and the
+    exact leading edge of every flash (see :data:`REFERENCE_CLOCK_NOTE`). Videos are written one
+    by one, each atomically, and truth.json last.
     """
     from flashsync_bayes.events import atomic_write
 
@@ -985,9 +1474,21 @@ def simulate_recording(
         if camera.width % 2 or camera.height % 2:
             raise FlashsyncError(f"camera {i}: H.264 needs even frame sizes, got {camera.width}x{camera.height}")
     rates = [video_rate(c.frame_rate) for c in cameras]
-    for rate in rates:
-        video_timescale(rate)
+    timescales = [container_timescale(rate, timestamps) for rate in rates]
+    if not (isinstance(pts_jitter_ms, (int, float, np.number)) and math.isfinite(pts_jitter_ms) and pts_jitter_ms >= 0):
+        raise FlashsyncError(f"pts_jitter_ms must be >= 0, got {pts_jitter_ms!r}")
+    kept_masks = [
+        sensor_frames_kept(camera, _n_sensor_frames(camera, duration_s), np.random.default_rng([seed, i, 1]))
+        for i, camera in enumerate(cameras)
+    ]
+    jitter_seeds = [int(np.random.SeedSequence([seed, i, 3]).generate_state(1)[0]) for i in range(len(cameras))]
+    if pts_jitter_ms > 0:  # fail before any file is written
+        for camera, kept, timescale, jitter_seed in zip(cameras, kept_masks, timescales, jitter_seeds):
+            sensor_time_ms = stored_frame_times_ms(camera, kept)
+            jittered_ticks(sensor_time_ms, timescale, jitter_ms=pts_jitter_ms, kind=pts_jitter, seed=jitter_seed)
     scene = Scene(seed=seed) if scene is None else scene
+    if not isinstance(scene, Scene):
+        raise FlashsyncError("scene must be a Scene (see scene_preset)")
     outdir = os.fspath(outdir)
     names = [f"cam{i}.mp4" for i in range(len(cameras))]
     targets = [os.path.join(outdir, name) for name in names + ["truth.json"]]
@@ -1000,11 +1501,10 @@ def simulate_recording(
         raise FlashsyncError(f"cannot create output directory {outdir}: {error.strerror}") from error
 
     truth_cameras = {}
-    for i, (camera, name, rate) in enumerate(zip(cameras, names, rates)):
-        n_sensor = _n_sensor_frames(camera, duration_s)
-        kept = sensor_frames_kept(camera, n_sensor, np.random.default_rng([seed, i, 1]))
+    for i, (camera, name, kept, timescale) in enumerate(zip(cameras, names, kept_masks, timescales)):
         noise_seed = int(np.random.SeedSequence([seed, i, 2]).generate_state(1)[0])
-        chunks = render_chunks(camera, flashes, scene, np.flatnonzero(kept), noise_seed=noise_seed)
+        gains = exposure_gains(camera, flashes, scene, kept.size)
+        chunks = render_chunks(camera, flashes, scene, np.flatnonzero(kept), noise_seed=noise_seed, gains=gains)
         pts_ms = write_video(
             os.path.join(outdir, name),
             chunks,
@@ -1016,8 +1516,24 @@ def simulate_recording(
             overwrite=overwrite,
             progress=progress,
             description=name,
+            timestamps=timestamps,
+            pts_jitter_ms=pts_jitter_ms,
+            pts_jitter=pts_jitter,
+            jitter_seed=jitter_seeds[i],
         )
-        truth_cameras[name] = _camera_truth(name, camera, flashes, kept, pts_ms, noise_seed=noise_seed)
+        truth_cameras[name] = _camera_truth(
+            name,
+            camera,
+            flashes,
+            kept,
+            pts_ms,
+            gains,
+            timescale,
+            noise_seed=noise_seed,
+            timestamps=timestamps,
+            pts_jitter_ms=float(pts_jitter_ms),
+            pts_jitter=pts_jitter,
+        )
 
     truth = {
         "reference_clock": REFERENCE_CLOCK_NOTE,
@@ -1032,6 +1548,7 @@ def simulate_recording(
             "amplitude": [float(a) for a in flashes.amplitude],
         },
         "scene": dataclasses.asdict(scene),
+        "scene_layout": {k: list(v) if isinstance(v, tuple) else v for k, v in scene_layout(scene)._asdict().items()},
         "cameras": truth_cameras,
     }
 

@@ -27,13 +27,28 @@ CLOCK_MAX_OUTLIER_SHARE = 0.01
 class FrameClock(NamedTuple):
     """A regular frame clock in a camera's own time: ticks at ``origin_ms + k * period_ms``.
 
+    The clock is a least-squares line through the timestamps, so it carries their noise (rounding
+    to 1/600 s or whole ms, jitter): the time of tick ``k`` has the standard deviation
+    ``sqrt(centre_sd_ms² + ((k - centre_tick) * period_sd_ms)²)`` around the sensor's true clock.
+
     Attributes:
         origin_ms: time of tick 0, the tick nearest the first frame (camera ms).
         period_ms: frame period (camera ms).
+        centre_tick: tick at which the fitted time and period are uncorrelated (mean tick).
+        centre_sd_ms: sd of the clock's time at ``centre_tick`` (ms).
+        period_sd_ms: sd of the period (ms).
     """
 
     origin_ms: float
     period_ms: float
+    centre_tick: float = 0.0
+    centre_sd_ms: float = 0.0
+    period_sd_ms: float = 0.0
+
+    @property
+    def centre_ms(self) -> float:
+        """Clock time (ms) at :attr:`centre_tick`."""
+        return self.origin_ms + self.centre_tick * self.period_ms
 
 
 def _fit_ticks(pts_ms: np.ndarray, period_ms: float, origin_ms: float):
@@ -94,7 +109,23 @@ def estimate_frame_clock(pts_ms) -> FrameClock | None:
     rms = float(np.sqrt(np.mean(residual[inlier] ** 2))) if inlier.any() else np.inf
     if rms > CLOCK_RMS_FRACTION * period or (~inlier).mean() > CLOCK_MAX_OUTLIER_SHARE:
         return None
-    return FrameClock(origin_ms=origin, period_ms=period)
+    return FrameClock(origin, period, *_clock_uncertainty(ticks[inlier], residual[inlier]))
+
+
+def _clock_uncertainty(ticks: np.ndarray, residual: np.ndarray) -> tuple[float, float, float]:
+    """``(centre_tick, centre_sd_ms, period_sd_ms)`` of a least-squares clock from its inlier ticks and residuals.
+
+    Ordinary least-squares standard errors with the residual variance; rounding residuals are not
+    independent (a sawtooth), but over the lengths that matter these errors are of the same size as
+    the sawtooth's (checked against rounded 29.97 fps and 25 fps clocks).
+    """
+    n = ticks.size
+    centre = float(ticks.mean())
+    spread = float(np.sum((ticks - centre) ** 2))
+    if n < 3 or spread <= 0:
+        return centre, 0.0, 0.0
+    variance = float(np.sum(residual**2)) / (n - 2)
+    return centre, float(np.sqrt(variance / n)), float(np.sqrt(variance / spread))
 
 
 def snap_frame_times(pts_ms, clock: FrameClock | None) -> np.ndarray:
