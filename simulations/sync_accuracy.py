@@ -10,7 +10,7 @@ per seed and method: error RMS and max (ms), mean and largest posterior sd (ms),
 |error| / sd, the share of points whose 90 % interval holds the truth, and the fit time.
 
 Run: ``python simulations/sync_accuracy.py [--seeds 0 1] [--duration 10] [--flashes 10]
-[--crf 23] [--outdir DIR] [--reuse]``.
+[--crf 23] [--scene indoor_50hz] [--timestamps quicktime] [--frame-rate 29.97] [--outdir DIR] [--reuse]``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from flashsync_bayes.detect import detect_events
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.model import fit
-from flashsync_bayes.simulate import random_setup, simulate_recording
+from flashsync_bayes.simulate import SCENE_PRESETS, random_setup, scene_preset, simulate_recording
 
 #: (width, height, frame rate) of the simulated cameras; the last one is rotated.
 CAMERAS = ((1280, 720, 30.0), (640, 360, 25.0), (960, 540, 60.0), (640, 480, 29.97))
@@ -46,7 +46,7 @@ def simulate(outdir: str, seed: int, args) -> dict:
     if args.reuse and os.path.exists(truth_path):
         with open(truth_path) as handle:
             return json.load(handle)
-    rates = [rate for _, _, rate in CAMERAS]
+    rates = [args.frame_rate or rate for _, _, rate in CAMERAS]
     cameras, flashes = random_setup(
         len(CAMERAS),
         args.duration,
@@ -61,7 +61,8 @@ def simulate(outdir: str, seed: int, args) -> dict:
     for camera, (width, height, _) in zip(cameras, CAMERAS):
         total_rows = int(round(camera.total_rows * height / camera.height))
         sized.append(dataclasses.replace(camera, width=width, height=height, total_rows=total_rows))
-    return simulate_recording(outdir, sized, flashes, args.duration, seed, crf=args.crf, overwrite=True, progress=False)
+    return simulate_recording(outdir, sized, flashes, args.duration, seed, crf=args.crf, overwrite=True, progress=False,
+                              scene=scene_preset(args.scene, seed=seed), timestamps=args.timestamps)  # fmt: skip
 
 
 def evaluate(result, truth: dict) -> dict:
@@ -102,15 +103,18 @@ def main(argv=None) -> int:
     parser.add_argument("--drop-probability", type=float, default=0.01, help="chance a frame is dropped")
     parser.add_argument("--max-drift-ppm", type=float, default=100.0, help="largest clock drift (ppm)")
     parser.add_argument("--crf", type=int, default=23, help="x264 CRF (0-51)")
+    parser.add_argument("--scene", default="clean", choices=sorted(SCENE_PRESETS), help="scene preset (lighting)")
+    parser.add_argument("--timestamps", default="exact", choices=["exact", "quicktime", "ms"], help="container timestamps")
+    parser.add_argument("--frame-rate", type=float, help="one frame rate for all cameras (phones; default: mixed)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="inference methods")
     parser.add_argument("--outdir", help="keep the videos here (default: a temporary directory)")
     parser.add_argument("--reuse", action="store_true", help="reuse recordings already in --outdir")
     args = parser.parse_args(argv)
 
-    cameras = ", ".join(f"{w}x{h}@{r:g}" for w, h, r in CAMERAS)
+    cameras = ", ".join(f"{w}x{h}@{args.frame_rate or r:g}" for w, h, r in CAMERAS)
     print(
         f"cameras {cameras} (last rotated), {args.duration:g} s, {args.flashes} flashes, "
-        f"drop {args.drop_probability}, CRF {args.crf}",
+        f"drop {args.drop_probability}, CRF {args.crf}, scene {args.scene}, timestamps {args.timestamps}",
         flush=True,
     )
     rows = []

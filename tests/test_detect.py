@@ -7,9 +7,11 @@ import pytest
 import xarray as xr
 
 from flashsync_bayes import detect
+from flashsync_bayes.demo import demo_setup, sync_errors
 from flashsync_bayes.detect import DetectorSettings, detect_events
 from flashsync_bayes.events import load_events, save_events
-from flashsync_bayes.simulate import Camera, Flashes, random_setup, simulate_recording
+from flashsync_bayes.pipeline import synchronize
+from flashsync_bayes.simulate import Camera, Flashes, random_setup, scene_preset, simulate_recording
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +93,7 @@ def test_profile_cache_is_reused_and_invalidated(recording, tmp_path, monkeypatc
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although the cache is valid")
 
-    monkeypatch.setattr(detect, "compute_changes", no_decoding)
+    monkeypatch.setattr(detect, "compute_profiles", no_decoding)
     again = detect_events(paths[:1], cache_dir=str(cache), progress=False)
     xr.testing.assert_identical(first, again)
     monkeypatch.undo()
@@ -101,3 +103,33 @@ def test_profile_cache_is_reused_and_invalidated(recording, tmp_path, monkeypatc
     os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     detect_events(paths[:1], cache_dir=str(cache), progress=False)
     assert len(os.listdir(cache)) == 3  # a changed video is not served from the old entry
+
+
+@pytest.fixture(scope="module")
+def indoor_recording(tmp_path_factory):
+    """The demo's three cameras (30, 25, 50 fps) under 50 Hz lamps (100 Hz flicker, 30 %), flashes
+    lighting 65 % of the picture beside a saturated window, auto-exposure dips, QuickTime timestamps."""
+    outdir = tmp_path_factory.mktemp("indoor")
+    cameras, flashes = demo_setup(seed=8, duration_s=8.0, n_flashes=14)
+    scene = scene_preset("indoor_50hz", seed=8)
+    truth = simulate_recording(outdir, cameras, flashes, 8.0, seed=8, scene=scene, progress=False, timestamps="quicktime")
+    paths = {name: str(outdir / name) for name in truth["cameras"]}
+    return truth, paths
+
+
+def test_indoor_light_sync_on_encoded_video(indoor_recording):
+    """Synchronized times under flicker, partial flashes and AE: accurate where identified, honest everywhere.
+
+    Detection here is not yet clean (issue 7: some weak flashes of the 30 fps camera missed, a few
+    false events that matching leaves out); the synchronization must hold regardless.
+    """
+    truth, paths = indoor_recording
+    result = synchronize(list(paths.values()), method="laplace", progress=False)
+    errors = sync_errors(result, truth, paths)
+    identified = result.time_per_row_identified
+    assert any(identified.values())
+    for name, label in paths.items():
+        error = errors[name]["error_ms"]
+        if identified[label]:
+            assert np.sqrt(np.mean(error**2)) < 0.05, name
+        assert np.mean(np.abs(error) <= 3 * errors[name]["sd_ms"] + 1e-6) >= 0.9, name

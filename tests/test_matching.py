@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flashsync_bayes.errors import FlashsyncError
@@ -294,6 +294,10 @@ def recordings(draw):
 def test_matching_recovers_the_true_flashes(recording):
     cameras, flash_ms, duration_ms, seed, n_spurious, miss = recording
     events = record(cameras, flash_ms, duration_ms, seed=seed, n_spurious=n_spurious, miss_probability=miss)
+    # Short flashes fall into the blanking of a large-blanking sensor: phase-locked cameras may share none.
+    truth, camera = events["true_flash"].values, events["event_camera"].values
+    seen = [set(truth[(camera == label) & (truth >= 0)]) for label in events["camera"].values]
+    assume(all(len(seen[0] & other) >= 6 for other in seen[1:]))
     matched = match_quietly(events)
     assert set(matched["coarse_status"].values[1:]) == {"linked"}
     assert_same_partition(matched)

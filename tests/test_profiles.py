@@ -31,18 +31,22 @@ def test_blurred_exponential_rise_matches_numerical_convolution():
         np.testing.assert_allclose(profiles.blurred_exponential_rise(x, decay, blur), expected, atol=2e-4)
 
 
-def test_relative_change_ignores_albedo_and_a_minority_of_moving_blocks():
+def test_row_profiles_ignore_albedo_a_minority_of_moving_blocks_and_saturation():
     rng = np.random.default_rng(1)
     albedo = rng.uniform(0.2, 1.0, size=(40, 64))
     before = AMBIENT * albedo
     gain = np.linspace(0.0, 0.5, 40)[:, None]
     after = before * (1.0 + gain)
-    after[:, :24] = rng.uniform(20, 200, size=(40, 24))  # 6 of 16 blocks disturbed
+    after[:, :16] = rng.uniform(20, 200, size=(40, 16))  # 4 of 16 blocks disturbed
+    before[:, -12:], after[:, -12:] = 255.0, 255.0  # 3 blocks saturated: they cannot follow the light
     frames = jnp.asarray(np.stack([before, after]).astype(np.float32))
-    means = profiles.block_means(frames, 16)
-    change = profiles.relative_change(means[1:], means[0])[0]
-    plain = (before + 1.0) * (1.0 + gain) / (before + 1.0) - 1.0  # the +1 grey keeps black finite
-    assert np.all(np.abs(np.asarray(change) - np.median(plain, axis=1)) < 0.02)
+    state = profiles.first_state(frames[0], 16)
+    rows, _ = profiles.chunk_profiles(frames[1:], state, n_blocks=16, rank=4)
+    expected = np.log1p(gain[:, 0])  # every lit block changes by 1 + gain (within the +1 grey)
+    assert np.all(np.abs(np.asarray(rows.median[0]) - expected) < 0.02)
+    # a rise that a quarter of the blocks show: the 4th largest change is a lit block's, not a disturbed one
+    assert np.all(np.abs(np.asarray(rows.lower[0]) - expected) < 0.05)
+    assert np.all(np.asarray(rows.upper[0]) >= np.asarray(rows.median[0]) - 1e-6)
 
 
 def ideal_change(camera: Camera, flashes: Flashes, n_frames: int = 24):

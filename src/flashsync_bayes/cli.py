@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _simulate(args: argparse.Namespace) -> int:
     """``flashsync simulate``: write a simulated multi-camera recording and its ground truth."""
-    from flashsync_bayes.simulate import random_setup, simulate_recording
+    from flashsync_bayes.simulate import random_setup, scene_preset, simulate_recording
 
     cameras, flashes = random_setup(
         args.cameras,
@@ -52,8 +52,10 @@ def _simulate(args: argparse.Namespace) -> int:
         args.duration,
         args.seed,
         crf=args.crf,
+        scene=scene_preset(args.scene, seed=args.seed),
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        timestamps=args.timestamps,
     )
     print(f"{len(flashes)} flashes, {len(cameras)} cameras, {args.duration:g} s -> {args.outdir}")
     for name, cam in truth["cameras"].items():
@@ -248,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--crf", type=int, default=23, help="x264 quality, 0-51 (default 23)")
     sim.add_argument("--drop-probability", type=float, default=0.0, help="chance a frame is dropped (default 0)")
     sim.add_argument("--rotate-last", action="store_true", help="mark the last camera as rotated 180 degrees")
+    sim.add_argument("--scene", default="clean",
+                     help="lighting: clean (steady), indoor_50hz / indoor_60hz (flickering lamps, partial flashes, "
+                          "a saturated window, auto-exposure; default clean)")  # fmt: skip
+    sim.add_argument("--timestamps", default="exact",
+                     help="container timestamps: exact, QuickTime 1/600 s ticks or whole ms (default exact)")
     sim.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sim.add_argument("--no-progress", action="store_true", help="no progress bars")
     sim.set_defaults(run=_simulate)

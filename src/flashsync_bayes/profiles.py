@@ -1,20 +1,26 @@
 """Row profiles, flash scores and sub-row edge fits: pure JAX kernels on plain arrays.
 
-The signal is the *relative change* of each row between consecutive frames. A frame is split into
-``n_blocks`` column blocks; a row's brightness in a block is the block mean. Light added by a flash
-multiplies the ambient light reflected by the scene, so the ratio of a block's brightness in frame
-k and k-1 does not depend on the scene's albedo; the median over blocks ignores moving objects that
-cover less than half of the width. The result, ``change[k, r]``, is ≈ 0 where nothing happened and
-rises like ``G * (1 - exp(-(r - r0)/ρ))`` below a flash's leading edge ``r0`` (DESIGN §2).
+The signal is the *change* of each row's brightness between consecutive frames, as a log ratio.
+A frame is split into ``n_blocks`` column blocks; a row's brightness in a block is the block mean.
+Light added by a flash multiplies the ambient light reflected by the scene, so the ratio of a
+block's brightness in frame k and k-1 does not depend on the scene's albedo. Three order
+statistics over the blocks make the row profiles (:class:`RowProfiles`): the median, which moving
+objects and partial flashes narrower than half the picture cannot move (the ambient light's
+change: auto-exposure gain, flicker bands), and the ``rank``-th largest and smallest, which follow
+a flash that lights only part of the columns. Once the ambient change is divided out
+(:mod:`flashsync_bayes.ambient`), a flash's leading edge ``r0`` shows as a rise like
+``G * (1 - exp(-(r - r0)/ρ))`` of the relative change (DESIGN §2).
 """
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
 #: Half-widths (rows) of the box filters of the step detector: sharp edges, then slow rises.
@@ -56,39 +62,128 @@ def merge_exchange_pairs(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def median_last_axis(values):
-    """Median over the (short, static) last axis through a sorting network of min/max operations.
+def sorted_last_axis(values) -> list:
+    """The (short, static) last axis sorted through a sorting network of min/max operations, as a list of arrays.
 
-    Much faster than a sort on CPU for the few blocks of a row; same result as ``jnp.median``.
+    Much faster than a sort on CPU for the few blocks of a row.
     """
     columns = [values[..., i] for i in range(values.shape[-1])]
     for i, j in merge_exchange_pairs(len(columns)):
         columns[i], columns[j] = jnp.minimum(columns[i], columns[j]), jnp.maximum(columns[i], columns[j])
-    n = len(columns)
-    return 0.5 * (columns[(n - 1) // 2] + columns[n // 2])
+    return columns
 
 
-def relative_change(means, previous_means):
-    """Median over blocks of the relative brightness change from the previous frame, ``(n, rows)``.
+def median_last_axis(values):
+    """Median over the (short, static) last axis; same result as ``jnp.median``."""
+    return _middle(sorted_last_axis(values))
+
+
+class RowProfiles(NamedTuple):
+    """Per-frame row profiles of the log brightness change since the previous frame, each ``(n, rows)``.
+
+    Attributes:
+        median: median over the column blocks.
+        upper: the ``rank``-th largest block change: a rise that this many blocks show.
+        lower: the ``rank``-th smallest block change: a fall that this many blocks show.
+    """
+
+    median: jax.Array
+    upper: jax.Array
+    lower: jax.Array
+
+
+#: Pixels this bright (grey level) are saturated; a block with more than :data:`MAX_SATURATED` of
+#: them saturated in either frame, or within :data:`SATURATED_MARGIN` rows of such a block (the
+#: soft, blooming border of a bright window), cannot follow the light: its change says nothing.
+SATURATED = 250
+MAX_SATURATED = 0.05
+SATURATED_MARGIN = 2
+
+
+def block_log_changes(means, previous_means):
+    """Log ratios ``(n, rows, blocks)`` of block means to those of the frame before.
 
     ``means`` are block means ``(n, rows, blocks)``; ``previous_means`` ``(rows, blocks)`` are
     those of the frame before the first one. One grey level is added to both sides so that black
     blocks stay finite.
     """
     before = jnp.concatenate([previous_means[None], means[:-1]], axis=0)
-    ratio = (means + 1.0) / (before + 1.0) - 1.0
-    return median_last_axis(ratio)
+    return jnp.log((means + 1.0) / (before + 1.0))
 
 
-@partial(jax.jit, static_argnames=("n_blocks",))
-def chunk_changes(frames, previous_means, *, n_blocks: int):
-    """Row changes of a chunk of uint8 frames ``(n, rows, width)``: ``(change (n, rows), last means)``.
+def saturated_blocks(frames, previous_saturated, n_blocks: int):
+    """Blocks ``(n, rows, blocks)`` saturated in a frame or the one before, and the last frame's ``(rows, blocks)``."""
+    share = block_means(frames >= SATURATED, n_blocks) > MAX_SATURATED
+    rows = share.shape[1]
+    padded = jnp.pad(share, ((0, 0), (SATURATED_MARGIN, SATURATED_MARGIN), (0, 0)))
+    near = functools.reduce(jnp.logical_or, [padded[:, k : k + rows] for k in range(2 * SATURATED_MARGIN + 1)])
+    before = jnp.concatenate([previous_saturated[None], near[:-1]], axis=0)
+    return near | before, near[-1]
 
-    Pass the returned block means of the chunk's last frame as ``previous_means`` of the next chunk;
-    for the very first chunk pass the first frame's own block means (its change is then 0).
+
+def _middle(columns: list):
+    """Median of a sorted list of arrays."""
+    n = len(columns)
+    return 0.5 * (columns[(n - 1) // 2] + columns[n // 2])
+
+
+def row_profiles(changes, saturated, rank: int) -> RowProfiles:
+    """:class:`RowProfiles` of block changes ``(n, rows, blocks)``; ``rank`` counts from 1.
+
+    Saturated blocks (a bright window, a highlight) cannot follow the light: for the rank
+    statistics they count as the median of all blocks, i.e. as no evidence either way.
+    """
+    median = _middle(sorted_last_axis(changes))
+    columns = sorted_last_axis(jnp.where(saturated, median[..., None], changes))
+    return RowProfiles(median, columns[len(columns) - rank], columns[rank - 1])
+
+
+class BlockState(NamedTuple):
+    """What a chunk hands to the next: the last frame's block means and saturated blocks, ``(rows, blocks)``."""
+
+    means: jax.Array
+    saturated: jax.Array
+
+
+def first_state(frame, n_blocks: int) -> BlockState:
+    """The :class:`BlockState` of a video's first frame ``(rows, width)``, to start with (its changes are then 0)."""
+    frames = frame[None]
+    return BlockState(block_means(frames, n_blocks)[0], saturated_blocks(frames, jnp.zeros(frames.shape[1:2] + (n_blocks,), bool), n_blocks)[1])
+
+
+@partial(jax.jit, static_argnames=("n_blocks", "rank"))
+def chunk_profiles(frames, state: BlockState, *, n_blocks: int, rank: int):
+    """Row profiles of a chunk of uint8 frames ``(n, rows, width)``: ``(RowProfiles, BlockState)``.
+
+    ``state`` is the previous chunk's (or :func:`first_state` for the first chunk).
     """
     means = block_means(frames, n_blocks)
-    return relative_change(means, previous_means), means[-1]
+    saturated, last_saturated = saturated_blocks(frames, state.saturated, n_blocks)
+    profiles = row_profiles(block_log_changes(means, state.means), saturated, rank)
+    return profiles, BlockState(means[-1], last_saturated)
+
+
+#: Rows on each side of a row whose median smooths profiles before steps are scored, as a share
+#: of the frame's rows (at least :data:`MIN_MEDIAN_ROWS`): a moving object's edge sweeps a band a
+#: few rows high each frame (a person crossing a 720-row picture in 4 s at 24 fps: 7.5 rows),
+#: a flash a band of at least its exposure's rows. A running median keeps steps and ramps.
+MEDIAN_SHARE = 0.015
+MIN_MEDIAN_ROWS = 3
+
+
+def median_rows(n_rows: int) -> int:
+    """Rows on each side of the running median of :func:`row_median_filter` for ``n_rows``-row frames."""
+    return max(MIN_MEDIAN_ROWS, int(np.ceil(MEDIAN_SHARE * n_rows)))
+
+
+@jax.jit
+def row_median_filter(profiles):
+    """Running median over ``2 * median_rows(rows) + 1`` rows of profiles ``(n, rows)`` (edge rows repeated)."""
+    rows = profiles.shape[1]
+    half = median_rows(rows)
+    padded = jnp.pad(profiles, ((0, 0), (half, half)), mode="edge")
+    stacked = jnp.stack([padded[:, k : k + rows] for k in range(2 * half + 1)], axis=-1)
+    return median_last_axis(stacked)
 
 
 def robust_sd(values, axis=-1):

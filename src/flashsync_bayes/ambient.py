@@ -1,0 +1,297 @@
+"""The ambient light's change from frame to frame: auto-exposure gain and mains-flicker bands.
+
+Indoor lamps flicker at twice the mains frequency (100 or 120 Hz). Each row integrates that light
+over its own exposure window, so a rolling shutter paints horizontal bands of ``ν`` cycles per row
+(``ν = f * time per row``) whose phase advances by ``2π f T`` every frame period ``T`` (FACTS.md).
+Without a flash, the median row profile of frame k (log brightness change, see
+:class:`~flashsync_bayes.profiles.RowProfiles`) is the ambient change
+
+    l_k(r) = g_k + w_k(r) - w_{k-1}(r),    w_k(r) = Re[z_k e^{2πiνr}] + Re[y_k e^{4πiνr}],
+
+with ``g_k`` the change of the camera's gain (auto-exposure latches one gain per frame) and
+``w_k`` the log flicker level the rows of frame k saw; the complex amplitudes turn by a fixed
+``ρ = e^{2πi f T}`` per frame period (``ρ²`` for the second harmonic), slowly varying with the
+mains frequency and the exposure.
+
+The model is fitted in three steps, none of which lets a flash frame explain itself:
+
+1. :func:`band_frequency`: ``ν`` from the spectrum of many frames' median profiles;
+2. :func:`frame_coefficients`: per frame, a robust least-squares fit of the change's two
+   sinusoids (pure JAX, vmapped over frames);
+3. :func:`predict_flicker`: ``ρ`` from consecutive frames, then every frame's flicker predicted
+   from the median of its neighbours' (leave-one-out), so a flash in frame k does not bend it.
+
+:func:`flash_profiles` then divides the predicted change out of the rising and falling
+profiles and turns them into the relative change the edge model expects; :func:`frame_gain`
+gives each frame's gain change (the mode of its median profile), against which rows above a
+leading edge count as quiet. What the fit learns (:class:`Flicker`: band period in rows, phase
+step per frame) is a ruler for the time per row.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Flicker cycles per frame height searched: 100-120 Hz at 24-120 fps with readout fractions
+#: 0.45-1 give 0.37-5 cycles (slower ones are hard to tell from slow changes of the light).
+CYCLES_PER_HEIGHT = (0.4, 6.5)
+#: Step of that search (cycles per frame height); the peak is refined between steps.
+CYCLES_STEP = 0.02
+#: Frames and row bins used to find the band frequency.
+SEARCH_FRAMES = 256
+SEARCH_BINS = 192
+#: A band frequency counts only if its sinusoid explains at least this share of the profiles'
+#: variance and this many times the median share over all frequencies searched.
+MIN_EXPLAINED = 0.1
+MIN_PEAK_RATIO = 4.0
+#: Share of the variance by which ``(ν/2, ν)`` must beat ``(ν, 2ν)`` for ν/2 to be the fundamental.
+HARMONIC_MARGIN = 0.05
+#: Frames on each side whose flicker predicts a frame's.
+NEIGHBOURS = 15
+#: Frames whose flicker change ``|1 - ρ^-n|`` is smaller than this say little about the phase.
+MIN_LEVER = 0.3
+#: Largest change of the gain between frames taken for auto-exposure (relative): AE loops move
+#: the gain by a share of the metering error per frame, a dip of ~15 % over a few frames.
+MAX_GAIN_CHANGE = 0.25
+#: Tukey biweight constant (in robust sds) and iterations of the per-frame fit.
+BIWEIGHT = 4.685
+ROBUST_ITERATIONS = 4
+
+
+class Flicker(NamedTuple):
+    """What the flicker fit of one camera learnt.
+
+    Attributes:
+        cycles_per_row: band frequency ν (0 if no flicker was found).
+        phase_step: phase advance of the bands per frame period, cycles in [0, 1).
+        amplitude: median amplitude of the fundamental's log level ``|z|``.
+    """
+
+    cycles_per_row: float
+    phase_step: float
+    amplitude: float
+
+    @property
+    def period_rows(self) -> float:
+        """Band period in rows, ``(1/f) / time per row``; NaN without flicker."""
+        return 1.0 / self.cycles_per_row if self.cycles_per_row > 0 else float("nan")
+
+
+NO_FLICKER = Flicker(0.0, 0.0, 0.0)
+
+
+def row_bins(profiles: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``profiles`` ``(n, rows)`` over consecutive row bins, ``(n, bins)``, and the bins' centre rows."""
+    rows = profiles.shape[1]
+    size = max(1, -(-rows // n_bins))
+    n_full = rows // size
+    binned = profiles[:, : n_full * size].reshape(profiles.shape[0], n_full, size).mean(axis=2)
+    return binned, (np.arange(n_full) + 0.5) * size - 0.5
+
+
+def _detrended(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``values`` ``(..., bins)`` minus their least-squares line over ``centres``: a slow change of the light is no band."""
+    trend = np.stack([np.ones_like(centres), centres - centres.mean()], axis=1)
+    solution, *_ = np.linalg.lstsq(trend, np.moveaxis(values, -1, 0).reshape(centres.size, -1), rcond=None)
+    return values - (trend @ solution).reshape((centres.size,) + values.shape[:-1]).transpose(*range(1, values.ndim), 0)
+
+
+def _projected_share(binned: np.ndarray, centres: np.ndarray, cycles_per_row: np.ndarray) -> np.ndarray:
+    """Median over frames of the share of a frame's (detrended) variance some sinusoids explain.
+
+    ``cycles_per_row`` ``(n_models, n_sinusoids)``: the frequencies of each model, each sinusoid
+    with its own phase per frame. Returns ``(n_models,)``. Per frame and then the median, so that
+    the few frames with a flash (large, band-shaped changes) cannot pass for flicker.
+    """
+    centred = _detrended(binned, centres)
+    total = np.maximum(np.sum(centred**2, axis=1), 1e-30)
+    shares = np.zeros(cycles_per_row.shape[0])
+    for i, frequencies in enumerate(cycles_per_row):
+        phase = 2 * np.pi * np.asarray(frequencies)[:, None] * centres[None, :]
+        basis = _detrended(np.concatenate([np.cos(phase), np.sin(phase)]), centres).T
+        solution, *_ = np.linalg.lstsq(basis, centred.T, rcond=None)
+        shares[i] = np.median(np.sum((basis @ solution) ** 2, axis=0) / total)
+    return shares
+
+
+def band_frequency(median: np.ndarray) -> float:
+    """Flicker band frequency ν (cycles per row) in median profiles ``(n_frames, rows)``, 0 if none.
+
+    The frequency whose sinusoid explains most of the frames' variance (each frame its own phase),
+    refined between grid steps; its half instead where the pair ``(ν/2, ν)`` explains clearly
+    more than ``(ν, 2ν)`` (a second harmonic stronger than the fundamental); 0 unless it explains
+    :data:`MIN_EXPLAINED` of the variance and :data:`MIN_PEAK_RATIO` times the median share.
+    """
+    n, rows = median.shape
+    if n < 3 or rows < 16:
+        return 0.0
+    chosen = np.unique(np.linspace(1, n - 1, min(SEARCH_FRAMES, n - 1)).astype(int))
+    binned, centres = row_bins(np.asarray(median[chosen], dtype=np.float64), SEARCH_BINS)
+    grid = np.arange(CYCLES_PER_HEIGHT[0], CYCLES_PER_HEIGHT[1] + CYCLES_STEP / 2, CYCLES_STEP)
+    shares = _projected_share(binned, centres, grid[:, None] / rows)
+    best = int(np.argmax(shares))
+    if shares[best] < MIN_EXPLAINED or shares[best] < MIN_PEAK_RATIO * np.median(shares):
+        return 0.0
+    cycles = grid[best]
+    if 0 < best < grid.size - 1:
+        left, mid, right = shares[best - 1 : best + 2]
+        curvature = left - 2 * mid + right
+        if curvature < 0:
+            cycles += CYCLES_STEP * float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    if cycles / 2 >= CYCLES_PER_HEIGHT[0]:
+        pairs = np.array([[cycles / 2, cycles], [cycles, 2 * cycles]]) / rows
+        with_half, with_double = _projected_share(binned, centres, pairs)
+        if with_half > with_double + HARMONIC_MARGIN:
+            cycles /= 2
+    return float(cycles / rows)
+
+
+def _design(centres, cycles_per_row):
+    """Columns ``[1, cos, sin, cos 2, sin 2, slope]`` of the band sinusoids at row ``centres``, ``(bins, 6)``."""
+    phase = 2 * jnp.pi * cycles_per_row * centres
+    slope = (centres - centres.mean()) / centres.shape[0]
+    columns = [jnp.ones_like(phase), jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase), slope]
+    return jnp.stack(columns, axis=1)
+
+
+def _robust_fit(values, design):
+    """Tukey-biweight least squares of one frame's binned profile ``(bins,)``: coefficients ``(6,)``."""
+
+    def step(coefficients, _):
+        residual = values - design @ coefficients
+        scale = 1.4826 * jnp.median(jnp.abs(residual - jnp.median(residual))) + 1e-9
+        u = residual / (BIWEIGHT * scale)
+        weight = jnp.where(jnp.abs(u) < 1, (1 - u**2) ** 2, 0.0) + 1e-6
+        normal = design.T @ (weight[:, None] * design) + 1e-9 * jnp.eye(design.shape[1])
+        return jnp.linalg.solve(normal, design.T @ (weight * values)), None
+
+    start = jnp.linalg.lstsq(design, values)[0]
+    coefficients, _ = jax.lax.scan(step, start, None, length=ROBUST_ITERATIONS)
+    return coefficients
+
+
+@jax.jit
+def _frame_coefficients(binned, centres, cycles_per_row):
+    """:func:`_robust_fit` of every frame ``(n, bins)``: ``(n, 6)``."""
+    design = _design(centres, cycles_per_row)
+    return jax.vmap(_robust_fit, in_axes=(0, None))(binned, design)
+
+
+def frame_coefficients(median: np.ndarray, cycles_per_row: float) -> np.ndarray:
+    """Per frame ``[g, a1, b1, a2, b2, s]`` ``(n, 6)``: gain, band sinusoids and slope of its median profile.
+
+    A robust fit of ``g + a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ + s (r - r̄) / R`` with
+    ``φ = 2π ν r``; the slope takes slow changes of the light over the frame's readout.
+    """
+    binned, centres = row_bins(np.asarray(median, dtype=np.float32), SEARCH_BINS)
+    return np.asarray(_frame_coefficients(jnp.asarray(binned), jnp.asarray(centres), cycles_per_row), dtype=np.float64)
+
+
+def _rotation(change: np.ndarray, step: np.ndarray) -> complex:
+    """Unit ``ρ`` by which consecutive frames' complex change amplitudes turn (pulse-pair estimate)."""
+    consecutive = (step[1:] == 1) & (step[:-1] == 1)
+    product = change[2:][consecutive[1:]] * np.conj(change[1:-1][consecutive[1:]])
+    total = product.sum()
+    return complex(total / abs(total)) if abs(total) > 0 else 1.0 + 0.0j
+
+
+#: A missing complex value: NaN in both parts (``nan + 0j`` would count as an imaginary 0).
+MISSING = complex(np.nan, np.nan)
+
+
+def _neighbour_median(values: np.ndarray, half_width: int) -> np.ndarray:
+    """Median of each entry's neighbours within ``half_width`` (itself left out, NaNs ignored), complex ``(n,)``."""
+    n = values.size
+    padded = np.concatenate([np.full(half_width, MISSING), values, np.full(half_width, MISSING)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_width + 1)
+    windows = np.delete(windows, half_width, axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        real = np.nanmedian(windows.real, axis=1)
+        imag = np.nanmedian(windows.imag, axis=1)
+    out = real + 1j * imag
+    return np.where(np.isfinite(out), out, 0.0)[:n]
+
+
+def predict_flicker(coefficients: np.ndarray, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, complex]:
+    """Flicker of every frame predicted from its neighbours: ``(change (n, 4), level (n, 4), ρ)``.
+
+    ``coefficients`` from :func:`frame_coefficients`; ``ticks`` the frames' tick numbers on their
+    frame clock (consecutive frames differ by 1, dropped frames leave gaps). Returns the predicted
+    change coefficients ``[a1, b1, a2, b2]``, the log flicker level ``w_k`` as coefficients of the
+    same sinusoids, and the per-frame rotation ``ρ`` of the fundamental.
+    """
+    n = coefficients.shape[0]
+    step = np.concatenate([[0], np.diff(ticks)]).astype(np.int64)
+    change = [coefficients[:, 1] - 1j * coefficients[:, 2], coefficients[:, 3] - 1j * coefficients[:, 4]]
+    rho = _rotation(change[0], step)
+    predicted_change, level = np.zeros((n, 4)), np.zeros((n, 4))
+    for h, observed in enumerate(change, start=1):
+        turn = rho**h
+        lever = 1.0 - turn ** (-step.astype(np.float64))
+        lever[0] = 0.0
+        usable = np.abs(lever) >= MIN_LEVER
+        # de-rotated state u_k = z_k ρ^-m_k, constant but for slow mains drift and exposure changes
+        state = np.where(usable, observed / np.where(usable, lever, 1.0), MISSING) * turn ** (-ticks.astype(np.float64))
+        smooth = _neighbour_median(state, NEIGHBOURS) * turn ** ticks.astype(np.float64)
+        predicted = smooth * lever
+        predicted_change[:, 2 * h - 2], predicted_change[:, 2 * h - 1] = predicted.real, -predicted.imag
+        level[:, 2 * h - 2], level[:, 2 * h - 1] = smooth.real, -smooth.imag
+    return predicted_change, level, rho
+
+
+def fit_flicker(median: np.ndarray, ticks: np.ndarray) -> tuple[Flicker, np.ndarray, np.ndarray]:
+    """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 4), level (n, 4))``."""
+    n = median.shape[0]
+    cycles = band_frequency(median)
+    if cycles <= 0:
+        return NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
+    change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)
+    amplitude = float(np.median(np.hypot(level[:, 0], level[:, 1])))
+    return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude), change, level
+
+
+def _sinusoids(coefficients, cycles_per_row, rows: int):
+    """``a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ`` over ``rows`` rows, ``(n, rows)``."""
+    phase = 2 * jnp.pi * cycles_per_row * jnp.arange(rows, dtype=jnp.float32)
+    basis = jnp.stack([jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase)], axis=0)
+    return coefficients.astype(jnp.float32) @ basis
+
+
+@jax.jit
+def flash_profiles(log_change, change_coefficients, level_coefficients, cycles_per_row):
+    """Relative change ``(n, rows)`` of a profile ``(n, rows)`` once the predicted flicker change is divided out.
+
+    ``exp(l - flicker change) - 1`` is the light a flash added relative to the ambient light of
+    the row; times the row's flicker level ``exp(w_k)`` it is relative to the lamps' mean, as the
+    edge model expects (flicker would otherwise modulate a flash band's height along the rows).
+    """
+    rows = log_change.shape[1]
+    flicker = _sinusoids(change_coefficients, cycles_per_row, rows)
+    level = _sinusoids(level_coefficients, cycles_per_row, rows)
+    return jnp.expm1(log_change - flicker) * jnp.exp(level)
+
+
+def _shorth_midpoint(values):
+    """Midpoint of the shortest interval holding half of ``values`` ``(rows,)``: a robust mode."""
+    ordered = jnp.sort(values)
+    half = values.shape[0] // 2
+    widths = ordered[half:] - ordered[: values.shape[0] - half]
+    start = jnp.argmin(widths)
+    return 0.5 * (ordered[start] + ordered[start + half])
+
+
+@jax.jit
+def frame_gain(median_relative):
+    """Each frame's gain change ``(n,)``: the mode of its relative median profile ``(n, rows)``.
+
+    Auto-exposure changes the whole frame alike, while a flash changes the rows below its edge.
+    A mode beyond :data:`MAX_GAIN_CHANGE` is a light lighting most rows, not the gain: 0 then.
+    """
+    gain = jax.vmap(_shorth_midpoint)(median_relative)
+    return jnp.where(jnp.abs(gain) <= MAX_GAIN_CHANGE, gain, 0.0)
