@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flashsync_bayes import video
+from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 from flashsync_bayes.detect import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
 
 
@@ -65,13 +66,14 @@ def run(path: str, repeat: int) -> None:
     settings = DetectorSettings()
     rows = compute_profiles(path, settings, progress=False)
     frame_times = video.frame_times_ms(path)
+    ticks = tick_numbers(frame_times, estimate_frame_clock(frame_times))
     readers = {
         "ffmpeg -f null": lambda: ffmpeg_null(path),
         "iter_luma": lambda: luma_frames(path),
         f"iter_luma width={settings.width}": lambda: luma_frames(path, settings.width),
         f"row profiles width={settings.width}": lambda: len(compute_profiles(path, settings, progress=False).median),
         "row profiles full width": lambda: len(compute_profiles(path, DetectorSettings(width=None), progress=False).median),
-        "ambient + edges": lambda: len(find_edges(flash_evidence(rows, frame_times, settings)[0], settings)["row"]),
+        "ambient + edges": lambda: len(find_edges(flash_evidence(rows, ticks, settings)[0], settings)["row"]),
         "detect_events": lambda: detect_events([path], progress=False).sizes["event"],
         "frame_times_ms": lambda: len(video.frame_times_ms(path)),
         "probe": lambda: (video.probe(path), 0)[1],

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from flashsync_bayes import ambient, detect, profiles
+from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 from flashsync_bayes.simulate import (
     Camera,
     Flashes,
@@ -50,7 +51,7 @@ def test_flicker_fit_measures_band_period_and_phase_step(frame_rate, preset, row
     scene = scene_preset(preset, seed=seed, n_objects=0, flicker_modulation=modulation, ae_strength=0.0)
     no_flash = Flashes(np.array([1e12]), np.array([0.5]), 0.0, np.array([50.0]))
     rows, pts = rendered_profiles(camera, no_flash, scene, 120, seed)
-    flicker, _, _ = ambient.fit_flicker(rows.median, detect._frame_ticks(pts))
+    flicker, _, _ = ambient.fit_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts)))
     light_hz = 2.0 * scene.mains_hz
     true_step = (light_hz / frame_rate) % 1.0
     # bands of one frame relative to the last: amplitude after integrating over the exposure, times |1 - ρ|
@@ -120,7 +121,7 @@ def test_flashes_under_indoor_light_are_found_without_false_events():
     for k in range(12):
         camera, flashes, scene = indoor_case(rng, n_frames, 7)
         rows, pts = rendered_profiles(camera, flashes, scene, n_frames, seed=k)
-        evidence, _ = detect.flash_evidence(rows, pts, settings)
+        evidence, _ = detect.flash_evidence(rows, tick_numbers(pts, estimate_frame_clock(pts)), settings)
         n_visible, n_found, n_false, case_errors = score(camera, flashes, detect.find_edges(evidence, settings), n_frames)
         visible, found, false = visible + n_visible, found + n_found, false + n_false
         errors.extend(case_errors)

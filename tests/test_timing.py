@@ -13,6 +13,7 @@ from flashsync_bayes.timing import (
     nearest_frames,
     reference_time_ms,
     snap_frame_times,
+    tick_numbers,
 )
 
 
@@ -37,6 +38,8 @@ def assert_recovers(pts, truth, period_ms):
     true_ticks = np.round((truth - truth[0]) / period_ms)
     np.testing.assert_array_equal(np.round((snapped - snapped[0]) / clock.period_ms), true_ticks)
     np.testing.assert_allclose(snapped, truth, atol=0.02 * period_ms)
+    ticks = tick_numbers(pts, clock)
+    np.testing.assert_array_equal(ticks - ticks[0], true_ticks)
     return clock
 
 
@@ -97,6 +100,12 @@ def test_snapping_is_idempotent_and_none_keeps_pts():
     np.testing.assert_allclose(snap_frame_times(once, clock), once)
     np.testing.assert_allclose(once, 3.0 + 1000 / 24 * np.array([0, 1, 2, 24]))
     np.testing.assert_array_equal(snap_frame_times(pts, None), pts)
+
+
+def test_ticks_without_a_clock_count_median_steps():
+    pts = np.array([10.0, 43.0, 77.0, 143.0, 177.0])  # irregular, one frame missing after 77
+    np.testing.assert_array_equal(tick_numbers(pts, None), [0, 1, 2, 4, 5])
+    assert tick_numbers(np.zeros(0), None).size == 0
 
 
 def test_reference_time_broadcasts_over_draws():

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from flashsync_bayes import __version__, ambient, profiles, video
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import atomic_write, clock_columns, make_events
-from flashsync_bayes.timing import estimate_frame_clock
+from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
 #: Bumped whenever the cached row profiles would come out differently.
 PROFILE_FORMAT = 2
@@ -179,7 +179,7 @@ def _in_batches(kernel, change: np.ndarray):
         out = kernel(jnp.asarray(padded))
         parts.append(jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[: batch.shape[0]], out))
     if not parts:
-        empty = kernel(jnp.zeros((1, rows), np.float32))
+        empty = kernel(jnp.zeros((SCORE_BATCH, rows), np.float32))
         return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:0], empty)
     return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves), *parts)
 
@@ -212,13 +212,16 @@ class Evidence(NamedTuple):
         return self.rising if polarity > 0 else self.falling
 
 
-def flash_evidence(rows: profiles.RowProfiles, frame_time_ms: np.ndarray, settings: DetectorSettings):
-    """``(Evidence, Flicker)`` of a video's row profiles: the ambient change divided out (see :mod:`ambient`)."""
+def flash_evidence(rows: profiles.RowProfiles, ticks: np.ndarray, settings: DetectorSettings):
+    """``(Evidence, Flicker)`` of a video's row profiles: the ambient change divided out (see :mod:`ambient`).
+
+    ``ticks`` are the frames' tick numbers on their clock (:func:`~flashsync_bayes.timing.tick_numbers`).
+    """
     n = rows.median.shape[0]
     if not settings.ambient or n < 3:
         flicker, change, level = ambient.NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
     else:
-        flicker, change, level = ambient.fit_flicker(rows.median, _frame_ticks(frame_time_ms))
+        flicker, change, level = ambient.fit_flicker(rows.median, ticks)
     cycles = jnp.float32(flicker.cycles_per_row)
     relative = [
         np.asarray(ambient.flash_profiles(jnp.asarray(profile), jnp.asarray(change), jnp.asarray(level), cycles))
@@ -228,17 +231,7 @@ def flash_evidence(rows: profiles.RowProfiles, frame_time_ms: np.ndarray, settin
     return Evidence(relative[1], relative[2], gain), flicker
 
 
-def _frame_ticks(frame_time_ms: np.ndarray) -> np.ndarray:
-    """Tick numbers ``(n,)`` of frames on their frame clock (the median step where the clock is irregular)."""
-    clock = estimate_frame_clock(frame_time_ms)
-    if clock is None:
-        steps = np.diff(frame_time_ms)
-        period = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0
-        return np.round((frame_time_ms - frame_time_ms[0]) / period).astype(np.int64)
-    return np.round((frame_time_ms - clock.origin_ms) / clock.period_ms).astype(np.int64)
-
-
-def _leading_edge_anchor(profile_row: np.ndarray, polarity: int, threshold: float, half_width: int, gain: float, settings):
+def _leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, half_width: int, gain: float, settings):
     """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
 
     Strong: the box step exceeds half the ``threshold`` and the median of the rows below it lies
@@ -247,9 +240,10 @@ def _leading_edge_anchor(profile_row: np.ndarray, polarity: int, threshold: floa
     ``gain`` change. None when there is no such step or the rows above it changed too (the band
     started earlier). A step too close to the top to see quiet rows above it comes back as
     ``-anchor - 1``: its band may start inside the frame or in the hidden rows before it, which
-    only the edge fit can tell.
+    only the edge fit can tell. ``box_row`` is the profile's box step at ``half_width``
+    (:func:`~flashsync_bayes.profiles.box_step`).
     """
-    steps = polarity * np.asarray(profiles.box_step(jnp.asarray(profile_row[None]), half_width))[0]
+    steps = polarity * box_row
     strong = np.flatnonzero(steps > 0.5 * threshold)
     if strong.size == 0:
         return None
@@ -299,9 +293,11 @@ def _edge_candidates(evidence: Evidence, settings: DetectorSettings):
         thresholds = np.asarray(
             profiles.flash_thresholds(scores.step, scores.noise, settings.min_snr, settings.spread, settings.min_step)
         )
-        for k in np.flatnonzero(np.any(np.abs(scores.step) > thresholds, axis=1)):
-            for half_width, threshold in zip(profiles.STEP_HALF_WIDTHS, thresholds):
-                anchor = _leading_edge_anchor(profile[k], polarity, threshold, half_width, evidence.gain[k], settings)
+        flagged = np.flatnonzero(np.any(np.abs(scores.step) > thresholds, axis=1))
+        boxes = _in_batches(profiles.box_steps, profile[flagged])
+        for k, box in zip(flagged, boxes):
+            for half_width, threshold, box_row in zip(profiles.STEP_HALF_WIDTHS, thresholds, box):
+                anchor = _leading_edge_anchor(profile[k], box_row, polarity, threshold, half_width, evidence.gain[k], settings)
                 if anchor is not None:
                     found.append((int(k), anchor, polarity))
                     break
@@ -474,12 +470,13 @@ def detect_events(
     for label, path in tqdm(list(zip(labels, paths)), desc="videos", unit="video", disable=not progress or len(paths) < 2):
         info = video.probe(path)
         frame_time_ms, rows = video_profiles(path, settings, cache_dir, progress)
-        evidence, flicker = flash_evidence(rows, frame_time_ms, settings)
+        clock = estimate_frame_clock(frame_time_ms)
+        evidence, flicker = flash_evidence(rows, tick_numbers(frame_time_ms, clock), settings)
         edges = find_edges(evidence, settings)
         flickers.append(flicker)
         for name, value in zip(camera_info, (path, info.width, info.height, info.frame_period_ms, frame_time_ms.size, info.rotation_deg)):
             camera_info[name].append(value)
-        clocks.append(estimate_frame_clock(frame_time_ms))
+        clocks.append(clock)
         frames = edges["frame"].astype(np.int64)
         columns["event_camera"] += [label] * frames.size
         columns["frame"].append(frames)

@@ -213,6 +213,12 @@ def box_step(change, half_width: int):
     return jnp.where(inside[None, :], below - above, 0.0)
 
 
+@jax.jit
+def box_steps(change):
+    """:func:`box_step` of profiles ``(n, rows)`` at each of :data:`STEP_HALF_WIDTHS`, ``(n, n_widths, rows)``."""
+    return jnp.stack([box_step(change, half_width) for half_width in STEP_HALF_WIDTHS], axis=1)
+
+
 class FrameScores(NamedTuple):
     """Per-frame step statistics of the row changes, one column per box half-width.
 

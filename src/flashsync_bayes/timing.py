@@ -140,6 +140,20 @@ def snap_frame_times(pts_ms, clock: FrameClock | None) -> np.ndarray:
     return origin + period * np.round((pts_ms - origin) / period)
 
 
+def tick_numbers(pts_ms, clock: FrameClock | None) -> np.ndarray:
+    """Tick numbers ``(n,)`` int64 of frames on their clock: consecutive frames differ by 1, dropped ones leave gaps.
+
+    Without a clock (irregular pts) the median positive step of the pts serves as the period.
+    """
+    pts_ms = np.asarray(pts_ms, dtype=np.float64)
+    if clock is not None:
+        return np.round((pts_ms - clock.origin_ms) / clock.period_ms).astype(np.int64)
+    steps = np.diff(pts_ms)
+    period = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0
+    origin = pts_ms[0] if pts_ms.size else 0.0
+    return np.round((pts_ms - origin) / period).astype(np.int64)
+
+
 def reference_time_ms(frame_time_ms, row, drift, shift_ms, time_per_row_ms) -> np.ndarray:
     """Reference time (ms) ``drift * frame_time_ms + shift_ms + row * time_per_row_ms``, broadcast.
 
