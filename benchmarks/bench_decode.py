@@ -1,9 +1,9 @@
 """Decode and profile throughput: plain ffmpeg to null vs ``iter_luma`` and row-profile extraction.
 
-Row-profile extraction (``detect.compute_profiles``, the per-frame work of flash detection) is
+Row-profile extraction (``detection.compute_profiles``, the per-frame work of flash detection) is
 timed with ffmpeg shrinking frames to the default 256 columns and at full width; "ambient +
 edges" is the rest of detection on those profiles (the flicker and auto-exposure model,
-thresholds, candidates and sub-row edge fits, ``detect.flash_evidence`` + ``detect.find_edges``);
+thresholds, candidates and sub-row edge fits, ``detection.flash_evidence`` + ``detection.find_edges``);
 ``detect_events`` is all of it with the timestamps. Ratios are against plain ffmpeg decoding of
 the same file in the same run (target for 1280x720 H.264: detection at most ~1.3).
 
@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flashsync_bayes import video
+from flashsync_bayes.detection import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
 from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
-from flashsync_bayes.detect import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
 
 
 def make_test_video(directory: Path, duration_s: float) -> str:

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from flashsync_bayes.detect import detect_events
+from flashsync_bayes.detection import detect_events
 from flashsync_bayes.simulate import SCENE_PRESETS, random_setup, scene_preset, simulate_recording
 
 

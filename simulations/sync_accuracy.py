@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from flashsync_bayes.demo import truth_reference_time_ms
-from flashsync_bayes.detect import detect_events
+from flashsync_bayes.detection import detect_events
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.model import fit

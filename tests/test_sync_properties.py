@@ -3,7 +3,7 @@
 Each example builds, for every camera, the row changes ``(A + F_k)/(A + F_{k-1}) - 1`` of the
 frames that matter (frames holding or next to a flash edge, plus quiet frames for the detector's
 across-frame statistics) from the simulator's exact flash light, adds Gaussian noise and a few
-spurious step-like bands, and runs :func:`detect.find_edges` (no codec: ``row_sd_floor=0``),
+spurious step-like bands, and runs :func:`detection.find_edges` (no codec: ``row_sd_floor=0``),
 :func:`make_events`, :func:`match_events` and :func:`fit`. The synchronized time of a grid of
 frames and rows of every camera is compared with the truth in camera 0's clock. Flash edges mark
 where a row's exposure ends, so the truth aligns exposure ends (DESIGN §2):
@@ -28,7 +28,8 @@ import numpy as np
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from flashsync_bayes import detect, profiles
+from flashsync_bayes import detection
+from flashsync_bayes.detection import edge_model
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import make_events
 from flashsync_bayes.matching import match_events
@@ -42,7 +43,7 @@ SEGMENT_FLASHES = 14
 SEGMENT_FRAMES = 128
 #: Sub-row edge fits are batched in this many windows (14 flashes x 2 + 3 spurious fit).
 FIT_WINDOWS = 32
-LIBRARY_FIT_EDGES = profiles.fit_edges
+LIBRARY_FIT_EDGES = edge_model.fit_edges
 #: Flash arrays are padded to this length with dark flashes far in the future.
 PAD_FLASHES = 64
 #: Ambient light (grey levels on a white surface).
@@ -148,7 +149,7 @@ def segment_changes(camera: Camera, flashes: Flashes, seen, noise, n_spurious, r
 
 
 def fit_edges_fixed_batch(windows, weights, blur_rows=None, **kwargs):
-    """:func:`profiles.fit_edges` with the batch padded to :data:`FIT_WINDOWS` (64 if larger) and cut back: one compiled shape.
+    """:func:`edge_model.fit_edges` with the batch padded to :data:`FIT_WINDOWS` (64 if larger) and cut back: one compiled shape.
 
     The detector pads its batches to the next power of two; padded windows are fitted alone and
     dropped, so a fixed size changes no result, only how often the fit compiles (seconds each).
@@ -169,11 +170,11 @@ def events_dataset(cameras, segments):
     info = {name: [] for name in ("path", "width", "height", "frame_period_ms", "n_frames", "rotation_deg")}
     columns = {name: [] for name in ("frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")}
     event_camera = []
-    detector = detect.DetectorSettings(row_sd_floor=0.0)
+    detector = detection.DetectorSettings(row_sd_floor=0.0)
     for label, camera, parts in zip(labels, cameras, segments):
         for frames, change in parts:
-            with mock.patch.object(profiles, "fit_edges", fit_edges_fixed_batch):
-                edges = detect.find_edges(change, detector)
+            with mock.patch.object(edge_model, "fit_edges", fit_edges_fixed_batch):
+                edges = detection.find_edges(change, detector)
             sensor_frame = frames[edges["frame"].astype(np.int64)]
             columns["frame"].append(sensor_frame)
             columns["frame_time_ms"].append(sensor_frame * camera.frame_period_ms)

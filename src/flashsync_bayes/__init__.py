@@ -10,8 +10,8 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
+from flashsync_bayes.detection import DetectorSettings, detect_events  # noqa: E402
 from flashsync_bayes.errors import FlashsyncError  # noqa: E402
-from flashsync_bayes.detect import DetectorSettings, detect_events  # noqa: E402
 from flashsync_bayes.events import load_events, save_events  # noqa: E402
 from flashsync_bayes.matching import match_events  # noqa: E402
 from flashsync_bayes.model import fit  # noqa: E402

@@ -116,7 +116,7 @@ def _write_text(path: str, text: str) -> None:
 
 def _detect(args: argparse.Namespace) -> int:
     """``flashsync detect``: write the events dataset of the flashes seen in each video."""
-    from flashsync_bayes.detect import DetectorSettings, detect_events
+    from flashsync_bayes.detection import DetectorSettings, detect_events
     from flashsync_bayes.events import save_events
 
     _refuse_existing([args.output], args.overwrite)
@@ -228,12 +228,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``flashsync`` argument parser with one subparser per subcommand."""
-    parser = _Parser(prog=PROG, description="Synchronize rolling-shutter videos from camera flashes.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-
+def _add_simulate(commands) -> None:
+    """The ``simulate`` subcommand."""
     sim = commands.add_parser(
         "simulate",
         help="write simulated videos with flashes and their ground truth",
@@ -259,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-progress", action="store_true", help="no progress bars")
     sim.set_defaults(run=_simulate)
 
+
+def _add_detect(commands) -> None:
+    """The ``detect`` subcommand."""
     det = commands.add_parser(
         "detect",
         help="detect flash edges in videos and save them as an events dataset",
@@ -270,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(det)
     det.set_defaults(run=_detect)
 
+
+def _add_sync(commands) -> None:
+    """The ``sync`` subcommand."""
     syn = commands.add_parser(
         "sync",
         help="synchronize videos from their flashes",
@@ -295,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(syn)
     syn.set_defaults(run=_sync)
 
+
+def _add_demo(commands) -> None:
+    """The ``demo`` subcommand."""
     dem = commands.add_parser(
         "demo",
         help="simulate a recording, synchronize it and compare with the truth",
@@ -305,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     dem.add_argument("--outdir", help="keep the simulated videos here (default: a temporary directory)")
     dem.add_argument("--no-progress", action="store_true", help="no progress bars")
     dem.set_defaults(run=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``flashsync`` argument parser with one subparser per subcommand."""
+    parser = _Parser(prog=PROG, description="Synchronize rolling-shutter videos from camera flashes.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for add in (_add_simulate, _add_detect, _add_sync, _add_demo):
+        add(commands)
     return parser
 
 

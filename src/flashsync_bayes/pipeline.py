@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from flashsync_bayes import video
-from flashsync_bayes.detect import DetectorSettings, detect_events
+from flashsync_bayes.detection import DetectorSettings, detect_events
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.model import fit

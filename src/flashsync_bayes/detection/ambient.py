@@ -4,7 +4,7 @@ Indoor lamps flicker at twice the mains frequency (100 or 120 Hz). Each row inte
 over its own exposure window, so a rolling shutter paints horizontal bands of ``ν`` cycles per row
 (``ν = f * time per row``) whose phase advances by ``2π f T`` every frame period ``T`` (FACTS.md).
 Without a flash, the median row profile of frame k (log brightness change, see
-:class:`~flashsync_bayes.profiles.RowProfiles`) is the ambient change
+:class:`~flashsync_bayes.detection.profiles.RowProfiles`) is the ambient change
 
     l_k(r) = g_k + w_k(r) - w_{k-1}(r),    w_k(r) = Re[z_k e^{2πiνr}] + Re[y_k e^{4πiνr}],
 

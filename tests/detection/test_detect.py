@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from flashsync_bayes import detect
 from flashsync_bayes.demo import demo_setup, sync_errors
-from flashsync_bayes.detect import DetectorSettings, detect_events
+from flashsync_bayes.detection import DetectorSettings, detect, detect_events
 from flashsync_bayes.events import load_events, save_events
 from flashsync_bayes.pipeline import synchronize
 from flashsync_bayes.simulate import Camera, Flashes, random_setup, scene_preset, simulate_recording

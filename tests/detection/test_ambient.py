@@ -12,8 +12,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from flashsync_bayes import ambient, detect, profiles
-from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
+from flashsync_bayes import detection
+from flashsync_bayes.detection import ambient, profiles
 from flashsync_bayes.simulate import (
     Camera,
     Flashes,
@@ -22,6 +22,7 @@ from flashsync_bayes.simulate import (
     scene_preset,
     stored_frame_times_ms,
 )
+from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
 HEIGHT, WIDTH = 360, 128
 FRAME_RATES = (24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0)
@@ -117,12 +118,12 @@ def test_flashes_under_indoor_light_are_found_without_false_events():
     n_frames = 320
     visible = found = false = 0
     errors = []
-    settings = detect.DetectorSettings(row_sd_floor=0.0)  # no codec
+    settings = detection.DetectorSettings(row_sd_floor=0.0)  # no codec
     for k in range(12):
         camera, flashes, scene = indoor_case(rng, n_frames, 7)
         rows, pts = rendered_profiles(camera, flashes, scene, n_frames, seed=k)
-        evidence, _ = detect.flash_evidence(rows, tick_numbers(pts, estimate_frame_clock(pts)), settings)
-        n_visible, n_found, n_false, case_errors = score(camera, flashes, detect.find_edges(evidence, settings), n_frames)
+        evidence, _ = detection.flash_evidence(rows, tick_numbers(pts, estimate_frame_clock(pts)), settings)
+        n_visible, n_found, n_false, case_errors = score(camera, flashes, detection.find_edges(evidence, settings), n_frames)
         visible, found, false = visible + n_visible, found + n_found, false + n_false
         errors.extend(case_errors)
     errors = np.array(errors)

@@ -1,11 +1,13 @@
 """Profile-level tests of the row-change kernels and the sub-row edge fit, against exact truth."""
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from flashsync_bayes import detect, profiles
+from flashsync_bayes import detection
+from flashsync_bayes.detection import edge_model, profiles
 from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges, stored_frame_times_ms
 
 PROFILE_ROWS = 360  # one stored-row count for all examples: JAX compiles once
@@ -28,7 +30,7 @@ def test_blurred_exponential_rise_matches_numerical_convolution():
         shifted = x[:, None] - u[None, :]
         step = np.where(shifted > 0, 1.0 - np.exp(-np.maximum(shifted, 0) / decay), 0.0)
         expected = step @ kernel
-        np.testing.assert_allclose(profiles.blurred_exponential_rise(x, decay, blur), expected, atol=2e-4)
+        np.testing.assert_allclose(edge_model.blurred_exponential_rise(x, decay, blur), expected, atol=2e-4)
 
 
 def test_row_profiles_ignore_albedo_a_minority_of_moving_blocks_and_saturation():
@@ -91,7 +93,7 @@ def test_sub_row_edge_error_is_bounded_and_reported_honestly(
     assert truth["status"][0] == "stored" and truth["frame"][0] == 12
     rng = np.random.default_rng(seed)
     observed = blurred(change, blur_rows) + rng.normal(0.0, noise, change.shape)
-    edges = detect.find_edges(observed.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    edges = detection.find_edges(observed.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
     lead = np.flatnonzero((edges["edge"] == "leading") & (edges["frame"] == 12))
     assert lead.size == 1, edges
     error = edges["row"][lead[0]] - truth["row"][0]
@@ -113,7 +115,7 @@ def test_band_starting_at_the_top_is_not_an_edge_at_row_zero():
     change, truth = ideal_change(camera, flashes)
     assert truth["status"][0] == "hidden"
     assert change[2, 0] > 0.05  # the top rows of frame 2 are lit
-    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings())
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings())
     assert not np.any(edges["edge"] == "leading")
 
 
@@ -123,7 +125,7 @@ def test_band_wrapping_into_the_next_frame_is_one_edge_at_the_bottom():
     flashes = Flashes(time_ms=[flash_ms], decay_ms=[1.5], rise_ms=[0.0], amplitude=[60.0])
     change, truth = ideal_change(camera, flashes)
     assert change[2, :20].mean() > 0.05  # the band continues at the top of the next frame
-    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
     lead = edges["edge"] == "leading"
     assert edges["frame"][lead].tolist() == [1]
     assert edges["row"][lead][0] == pytest.approx(truth["row"][0], abs=0.1)
@@ -135,7 +137,7 @@ def test_step_change_of_light_gives_one_rising_and_one_falling_edge():
     off_ms = 4 * camera.frame_period_ms + 8.0 + 200.75 * camera.line_period_ms
     flashes = Flashes(time_ms=[on_ms, off_ms], decay_ms=np.inf, rise_ms=0.0, amplitude=[40.0, -40.0])
     change, truth = ideal_change(camera, flashes)
-    edges = detect.find_edges(change.astype(np.float32), detect.DetectorSettings(row_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
     lead = np.flatnonzero(edges["edge"] == "leading")
     assert edges["frame"][lead].tolist() == [1, 4]
     assert edges["polarity"][lead].tolist() == [1, -1]
@@ -146,5 +148,5 @@ def test_no_flash_gives_no_edges():
     rng = np.random.default_rng(3)
     change = rng.normal(0, 0.003, (50, PROFILE_ROWS)).astype(np.float32)
     change += np.linspace(0, 0.002, 50)[:, None]  # slow lighting drift
-    edges = detect.find_edges(change, detect.DetectorSettings())
+    edges = detection.find_edges(change, detection.DetectorSettings())
     assert edges["frame"].size == 0

@@ -1,4 +1,4 @@
-"""Row profiles, flash scores and sub-row edge fits: pure JAX kernels on plain arrays.
+"""Row profiles and flash scores: pure JAX kernels on plain arrays.
 
 The signal is the *change* of each row's brightness between consecutive frames, as a log ratio.
 A frame is split into ``n_blocks`` column blocks; a row's brightness in a block is the block mean.
@@ -8,8 +8,8 @@ statistics over the blocks make the row profiles (:class:`RowProfiles`): the med
 objects and partial flashes narrower than half the picture cannot move (the ambient light's
 change: auto-exposure gain, flicker bands), and the ``rank``-th largest and smallest, which follow
 a flash that lights only part of the columns. Once the ambient change is divided out
-(:mod:`flashsync_bayes.ambient`), a flash's leading edge ``r0`` shows as a rise like
-``G * (1 - exp(-(r - r0)/ρ))`` of the relative change (DESIGN §2).
+(:mod:`~flashsync_bayes.detection.ambient`), a flash's leading edge shows as a step in them, which
+:mod:`~flashsync_bayes.detection.edge_model` locates to a fraction of a row (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -21,13 +21,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erfcx, log_ndtr, ndtr
 
 #: Half-widths (rows) of the box filters of the step detector: sharp edges, then slow rises.
 STEP_HALF_WIDTHS = (4, 16)
-#: Rows above / below a candidate leading edge that the sub-row fit looks at.
-FIT_ROWS_ABOVE = 24
-FIT_ROWS_BELOW = 72
 
 
 def block_means(frames, n_blocks: int):
@@ -259,190 +255,29 @@ def flash_thresholds(steps, noise, min_snr: float, spread: float, min_step: floa
     return jnp.maximum(jnp.maximum(min_snr * step_noise, outlier), min_step)
 
 
-# --- sub-row edge model -------------------------------------------------------------------------
+#: Frames scored per JAX call (a fixed shape, so scoring compiles once per frame height).
+SCORE_BATCH = 256
 
 
-def blurred_exponential_rise(x, decay_rows, blur_rows):
-    """``1 - exp(-x/ρ)`` for x > 0 (0 before) convolved with a Gaussian of sd ``blur_rows``.
+def in_batches(kernel, change: np.ndarray):
+    """``kernel`` (a JAX function of ``(SCORE_BATCH, rows)``) over all frames of ``change`` in fixed-size batches.
 
-    The ex-Gaussian cumulative distribution ``Φ(z) - exp(-z²/2) · exp(u²/2) Φ(-u)`` with
-    ``z = x/σ`` and ``u = σ/ρ - z``, evaluated through ``erfcx`` (u ≥ 0) or ``log Φ`` (u < 0) so
-    that it stays accurate for any ratio of decay and blur.
+    Returns the kernel's output (an array or a NamedTuple of arrays) for the frames, as NumPy.
     """
-    z = x / blur_rows
-    u = blur_rows / decay_rows - z
-    u_pos = jnp.maximum(u, 0.0)
-    u_neg = jnp.minimum(u, 0.0)
-    tail_pos = jnp.exp(-0.5 * z * z) * 0.5 * erfcx(u_pos / jnp.sqrt(2.0))
-    tail_neg = jnp.exp(0.5 * (u_neg * u_neg - z * z) + log_ndtr(-u_neg))
-    return ndtr(z) - jnp.where(u >= 0, tail_pos, tail_neg)
+    n, rows = change.shape
+    parts = []
+    for start in range(0, n, SCORE_BATCH):
+        batch = change[start : start + SCORE_BATCH]
+        padded = np.zeros((SCORE_BATCH, rows), np.float32)
+        padded[: batch.shape[0]] = batch
+        out = kernel(jnp.asarray(padded))
+        parts.append(jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[: batch.shape[0]], out))
+    if not parts:
+        empty = kernel(jnp.zeros((SCORE_BATCH, rows), np.float32))
+        return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:0], empty)
+    return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves), *parts)
 
 
-#: Number of edge-model parameters, see :func:`edge_model`.
-N_EDGE_PARAMS = 7
-#: Largest rise constant as a fraction of the decay constant.
-MAX_RISE_FRACTION = 0.9
-
-
-def pulse_response(x, decay_rows, rise_rows, blur_rows):
-    """Blurred cumulative light of a pulse with rise ``τ`` and decay ``ρ`` (rows), 0 before x = 0.
-
-    ``(ρ B(x; ρ) - τ B(x; τ)) / (ρ - τ)`` with ``B`` the blurred exponential rise.
-    """
-    slow = blurred_exponential_rise(x, decay_rows, blur_rows)
-    fast = blurred_exponential_rise(x, rise_rows, blur_rows)
-    return (decay_rows * slow - rise_rows * fast) / (decay_rows - rise_rows)
-
-
-def edge_model(params, x):
-    """Modelled row change at row offsets ``x``.
-
-    ``params = (base, gain, edge, log ρ, log σ, log e, logit τ/ρ)``: a band that starts at ``edge``,
-    rises with the pulse (decay ρ, rise τ, in rows), is blurred by a Gaussian of sd σ rows (codec,
-    optics), and whose exposure-start side begins ``e`` rows later.
-    """
-    base, gain, edge, log_decay, log_blur, log_extent, rise_logit = params
-    decay, blur, extent = jnp.exp(log_decay), jnp.exp(log_blur), jnp.exp(log_extent)
-    rise = decay * MAX_RISE_FRACTION * jax.nn.sigmoid(rise_logit)
-    start = pulse_response(x - edge, decay, rise, blur)
-    stop = pulse_response(x - edge - extent, decay, rise, blur)
-    return base + gain * (start - stop)
-
-
-class EdgeFit(NamedTuple):
-    """Result of one sub-row edge fit (row offsets relative to the window's anchor row).
-
-    Attributes:
-        params: fitted parameters of :func:`edge_model`, ``(..., N_EDGE_PARAMS)``.
-        edge_sd: standard deviation of ``edge`` (rows), inflated for correlated residuals.
-        trailing: offset of the exposure-start side ``edge + e`` (rows), where the band's rows
-            began their exposure after the flash; beyond the window it is only extrapolated.
-        trailing_sd: its standard deviation (rows).
-        residual_sd: sd of the fit residuals (relative brightness).
-        converged: whether the final step was small.
-    """
-
-    params: jax.Array
-    edge_sd: jax.Array
-    trailing: jax.Array
-    trailing_sd: jax.Array
-    residual_sd: jax.Array
-    converged: jax.Array
-
-
-#: Residual autocorrelation lags summed for the variance inflation of an edge fit.
-RESIDUAL_LAGS = 8
-
-
-def correlation_inflation(residuals):
-    """Variance inflation ``1 + 2 Σ_k ρ_k`` (lags 1..RESIDUAL_LAGS) for correlated fit residuals.
-
-    Neighbouring rows share codec blur and scene structure, so residuals are not independent;
-    negative autocorrelations are ignored, which keeps the inflation at least 1.
-    """
-    power = jnp.maximum(jnp.sum(residuals * residuals), 1e-30)
-    lags = jnp.arange(1, RESIDUAL_LAGS + 1)
-    shifted = jax.vmap(lambda k: jnp.sum(residuals * jnp.roll(residuals, k) * (jnp.arange(residuals.size) >= k)))(lags)
-    return 1.0 + 2.0 * jnp.sum(jnp.maximum(shifted / power, 0.0))
-
-
-def _fit_one(y, weight, x, init, free, iterations: int):
-    """Levenberg-Marquardt fit of :func:`edge_model` to one window; returns ``(EdgeFit, cost)``."""
-
-    def residuals(p):
-        return weight * (edge_model(p, x) - y)
-
-    def cost(p):
-        r = residuals(p)
-        return jnp.sum(r * r)
-
-    jacobian = jax.jacfwd(residuals)
-
-    def step(_, state):
-        p, damping, current = state
-        J = jacobian(p)
-        JtJ = J.T @ J
-        scaled = JtJ + damping * jnp.diag(jnp.diag(JtJ) + 1e-12) + jnp.diag(1.0 - free)
-        delta = free * jnp.clip(-jnp.linalg.solve(scaled, J.T @ residuals(p)), -2.0, 2.0)
-        candidate = p + delta
-        candidate_cost = cost(candidate)
-        better = jnp.isfinite(candidate_cost) & (candidate_cost < current)
-        return (
-            jnp.where(better, candidate, p),
-            jnp.where(better, damping / 3.0, damping * 4.0),
-            jnp.where(better, candidate_cost, current),
-        )
-
-    p, damping, final_cost = jax.lax.fori_loop(0, iterations, step, (init, 1e-2, cost(init)))
-    r = residuals(p)
-    J = jacobian(p) * free[None, :]
-    dof = jnp.maximum(jnp.sum(weight > 0) - jnp.sum(free), 1)
-    residual_var = final_cost / dof
-    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * correlation_inflation(r)
-    extent = jnp.exp(p[5])
-    trailing_gradient = jnp.zeros(p.size).at[2].set(1.0).at[5].set(extent)
-    fit = EdgeFit(
-        params=p,
-        edge_sd=jnp.sqrt(jnp.maximum(covariance[2, 2], 0.0)),
-        trailing=p[2] + extent,
-        trailing_sd=jnp.sqrt(jnp.maximum(trailing_gradient @ covariance @ trailing_gradient, 0.0)),
-        residual_sd=jnp.sqrt(residual_var),
-        converged=damping < 1e3,
-    )
-    return fit, final_cost
-
-
-def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
-    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``; keep the lowest cost."""
-    fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None))(y, weight, x, starts, free, iterations)
-    best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
-    return jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
-
-
-@partial(jax.jit, static_argnames=("iterations", "fit_rise"))
-def fit_edges(windows, weights, blur_rows=None, iterations: int = 60, fit_rise: bool = False) -> EdgeFit:
-    """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
-
-    ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
-    window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
-    ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
-    Without ``fit_rise`` the pulse is taken to rise instantly. ``blur_rows`` (one per window),
-    when given, fixes the blur instead of fitting it.
-    """
-    x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
-    starts = jax.vmap(initial_edge_params)(windows, weights)
-    starts = starts if fit_rise else starts.at[..., 6].set(-30.0)
-    free = jnp.ones(N_EDGE_PARAMS).at[6].set(1.0 if fit_rise else 0.0)
-    if blur_rows is not None:
-        starts = starts.at[..., 4].set(jnp.log(blur_rows)[:, None])
-        free = free.at[4].set(0.0)
-    return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, None, None))(windows, weights, x, starts, free, iterations)
-
-
-def initial_edge_params(window, weight):
-    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside or beyond it, or a step."""
-    x = jnp.arange(window.shape[-1]) - FIT_ROWS_ABOVE
-    above = (x < -3) & (weight > 0)
-    base = jnp.sum(jnp.where(above, window, 0.0)) / jnp.maximum(jnp.sum(above), 1)
-    signal = window - base
-    below = (x >= -3) & (weight > 0)
-    peak_index = jnp.argmax(jnp.where(below, signal, -jnp.inf))
-    gain = jnp.maximum(signal[peak_index], 1e-6)
-    onset = jnp.min(jnp.where(below & (signal >= 0.1 * gain), x, 0))
-    half = jnp.min(jnp.where(below & (signal >= 0.5 * gain), x, FIT_ROWS_BELOW))
-    decay = jnp.maximum(half - onset, 0.5) / jnp.log(2.0)
-    past_peak = below & (x > x[peak_index]) & (signal < 0.5 * gain)
-    fall = jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW))
-    extent_inside = jnp.maximum(fall - onset, 2.0)
-    extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
-    common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]
-    # a step of light (or a pulse much longer than the exposure) is the limit of a very slow rise
-    slow_decay = 100.0 * FIT_ROWS_BELOW
-    slow = [base, gain * slow_decay / extent_inside, onset - 0.5, jnp.log(slow_decay), jnp.log(0.7)]
-    return jnp.stack(
-        [
-            jnp.stack(common + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
-            jnp.stack(common + [jnp.log(extent_beyond), jnp.asarray(-3.0)]),
-            jnp.stack(slow + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
-        ]
-    )
+def score_frames(change: np.ndarray) -> FrameScores:
+    """:func:`frame_scores` over all frames, in fixed-size batches."""
+    return in_batches(frame_scores, change)

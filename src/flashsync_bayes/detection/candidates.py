@@ -1,0 +1,129 @@
+"""Leading-edge candidates: frames whose row profiles step beyond the thresholds, one anchor row each.
+
+Steps are scored on profiles smoothed by a running median over rows; a candidate needs quiet rows
+above its step and a band below it, is not on the track of a moving edge, and is not the return
+of the previous frame's pulse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flashsync_bayes.detection import profiles
+from flashsync_bayes.detection.edge_model import FIT_ROWS_ABOVE
+from flashsync_bayes.detection.evidence import Evidence
+from flashsync_bayes.detection.settings import DetectorSettings
+
+#: Share of the frame's rows over which the median change below a leading edge must hold the
+#: step (so half of it): a flash lights at least its exposure's rows (1 ms at 24 fps with the
+#: least blanking: 2.5 % of the rows), a moving object's edge a few.
+MIN_BAND = 0.04
+#: Rows within which an opposite step in the next frame counts as the same pulse's return.
+RETURN_ROWS = 16
+#: A candidate with another of its polarity this many frames away and this share of the rows
+#: apart is on a moving object's track, not a flash (see :func:`_off_tracks`).
+TRACK_FRAMES = 2
+TRACK_ROWS = 0.05
+
+def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, half_width: int, gain: float, settings):
+    """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
+
+    Strong: the box step exceeds half the ``threshold`` and the median of the rows below it lies
+    that much beyond the rows above (so a thin bright line, e.g. a moving object's edge, is no
+    step). Quiet: within ``quiet_fraction`` of the step's gain of no change, or of the frame's ambient
+    ``gain`` change. None when there is no such step or the rows above it changed too (the band
+    started earlier). A step too close to the top to see quiet rows above it comes back as
+    ``-anchor - 1``: its band may start inside the frame or in the hidden rows before it, which
+    only the edge fit can tell. ``box_row`` is the profile's box step at ``half_width``
+    (:func:`~flashsync_bayes.detection.profiles.box_step`).
+    """
+    steps = polarity * box_row
+    strong = np.flatnonzero(steps > 0.5 * threshold)
+    if strong.size == 0:
+        return None
+    first = strong[0]
+    run_end = first
+    while run_end + 1 < steps.size and steps[run_end + 1] > 0.5 * threshold:
+        run_end += 1
+    run = steps[first : run_end + 1]
+    anchor = first + int(np.argmax(run >= 0.5 * run.max()))
+    sharp = profiles.STEP_HALF_WIDTHS[0]
+    quiet_rows = profile_row[max(anchor - FIT_ROWS_ABOVE, 0) : max(anchor - 2 * sharp, 0)]
+    at_top = quiet_rows.size < sharp
+    baseline = gain if at_top else float(np.median(quiet_rows))
+    band_rows = max(2 * half_width, int(np.ceil(MIN_BAND * profile_row.size)))
+    step_gain = polarity * (np.median(profile_row[anchor : anchor + band_rows]) - baseline)
+    if step_gain < 0.5 * threshold:  # a band, not a moving object's edge a few rows high
+        return None
+    if at_top:
+        return -int(anchor) - 1  # the fit must show that the band starts inside the frame
+    if not quiet(baseline, gain, settings.quiet_fraction * step_gain):
+        return None
+    return int(anchor)
+
+
+def quiet(level, gain, tolerance):
+    """Whether ``level`` lies within ``tolerance`` of no change or of the frame's ambient ``gain`` change."""
+    return np.minimum(np.abs(level), np.abs(level - gain)) <= tolerance
+
+
+def edge_candidates(evidence: Evidence, settings: DetectorSettings):
+    """``(frames, anchors, polarity, at_top)`` of leading-edge candidates, sorted by frame.
+
+    Steps are scored and found on profiles smoothed by a running median over rows (thin lines,
+    such as a moving object's edge, drop out). Frames whose strongest box step exceeds the
+    thresholds are searched at the box half-widths in turn (sharp first); ``at_top`` marks candidates without quiet rows above them (see
+    :func:`leading_edge_anchor`).
+
+    A pulse lights rows below its edge in one frame and leaves them in the next, and a light
+    switched on in one frame lights the rows above its edge in the next: the next frame then shows
+    an opposite step at or below the first one's edge. That is the same event, not a new one, and
+    is skipped.
+    """
+    found: list[tuple[int, int, int]] = []
+    for polarity in (1, -1):
+        profile = profiles.in_batches(profiles.row_median_filter, evidence.profile(polarity))
+        scores = profiles.score_frames(profile)
+        thresholds = np.asarray(
+            profiles.flash_thresholds(scores.step, scores.noise, settings.min_snr, settings.spread, settings.min_step)
+        )
+        flagged = np.flatnonzero(np.any(np.abs(scores.step) > thresholds, axis=1))
+        boxes = profiles.in_batches(profiles.box_steps, profile[flagged])
+        for k, box in zip(flagged, boxes):
+            for half_width, threshold, box_row in zip(profiles.STEP_HALF_WIDTHS, thresholds, box):
+                anchor = leading_edge_anchor(profile[k], box_row, polarity, threshold, half_width, evidence.gain[k], settings)
+                if anchor is not None:
+                    found.append((int(k), anchor, polarity))
+                    break
+    accepted: list[tuple[int, int, int]] = []
+    for k, anchor, polarity in _off_tracks(found, evidence.rising.shape[1]):
+        row = max(anchor, -anchor - 1)
+        continues = any(f == k - 1 and p == -polarity and row >= max(a, -a - 1) - RETURN_ROWS for f, a, p in accepted)
+        if not continues:
+            accepted.append((k, anchor, polarity))
+    if not accepted:
+        return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),)
+    frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted))
+    return frames, np.where(anchors < 0, -anchors - 1, anchors), polarity, anchors < 0
+
+
+def _off_tracks(found: list[tuple[int, int, int]], n_rows: int) -> list[tuple[int, int, int]]:
+    """Candidates ``(frame, anchor, polarity)`` sorted, without those on a track of a moving edge.
+
+    An object moving across the picture sweeps a band of rows in frame after frame, a little
+    further on each time; a flash lights one frame (its band returns, or a switched light fills
+    in, with the opposite polarity in the next). Candidates with another of the same polarity
+    within :data:`TRACK_FRAMES` frames and ``TRACK_ROWS * n_rows`` rows are on such a track.
+    """
+    found = sorted(found)
+    if not found:
+        return found
+    frame, anchor, polarity = (np.array(column) for column in zip(*found))
+    row = np.where(anchor < 0, -anchor - 1, anchor)
+    near = (
+        (np.abs(frame[:, None] - frame[None, :]) <= TRACK_FRAMES)
+        & (frame[:, None] != frame[None, :])
+        & (polarity[:, None] == polarity[None, :])
+        & (np.abs(row[:, None] - row[None, :]) <= TRACK_ROWS * n_rows)
+    )
+    return [candidate for candidate, on_track in zip(found, near.any(axis=1)) if not on_track]

@@ -1,0 +1,50 @@
+"""Settings of the flash detector (one frozen dataclass) and the version of the cached row profiles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: Bumped whenever the cached row profiles would come out differently.
+PROFILE_FORMAT = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSettings:
+    """Settings of the flash detector.
+
+    Attributes:
+        n_blocks: column blocks; their median makes a row's ambient change robust to moving objects.
+        rank: a flash must reach at least this many blocks (4 of 16: a quarter of the columns);
+            rising edges are sought in the rank-th largest block change, falling ones in the
+            rank-th smallest.
+        ambient: divide the ambient light's change (auto-exposure gain, mains flicker) out of the
+            profiles before looking for flashes.
+        width: let ffmpeg shrink wider frames to this many columns first (an area average, as
+            the block means are; rows are never resampled); None keeps the stored width.
+        chunk_frames: frames decoded and processed per step (bounds memory).
+        min_step: a flash must change a row's brightness by at least this fraction (0.01 = 1 %).
+        min_snr: a flash step must exceed this many noise sds of a box step.
+        spread: ... and the median of all frames' steps by this many robust sds of them.
+        quiet_fraction: rows above a leading edge may differ from the frame's ambient change (or
+            from no change) by at most this fraction of its gain.
+        max_row_sd: edges whose fitted position is less certain than this (rows) are dropped.
+        row_sd_floor: rows added in quadrature to every edge's sd for what a fit cannot see:
+            lossy codecs shift edges by a fraction of a row (x264 CRF 23: about 0.3 rows RMS, simulations/detection_accuracy.py)
+            with residuals that still look clean. Use 0 for raw or lossless video.
+    """
+
+    n_blocks: int = 16
+    rank: int = 4
+    ambient: bool = True
+    width: int | None = 256
+    chunk_frames: int = 32
+    min_step: float = 0.01
+    min_snr: float = 10.0
+    spread: float = 12.0
+    quiet_fraction: float = 0.25
+    max_row_sd: float = 3.0
+    row_sd_floor: float = 0.3
+
+    def profile_key(self) -> dict:
+        """Settings that change the cached row profiles."""
+        return {"n_blocks": self.n_blocks, "rank": self.rank, "width": self.width, "format": PROFILE_FORMAT}
