@@ -21,9 +21,11 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from flashsync_bayes import __version__, ambient, profiles, video
+from flashsync_bayes import __version__, ambient, profiles
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import atomic_write, clock_columns, make_events
+from flashsync_bayes.events import clock_columns, make_events
+from flashsync_bayes.io import video
+from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.timing import estimate_frame_clock
 
 #: Bumped whenever the cached row profiles would come out differently.
