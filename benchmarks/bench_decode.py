@@ -22,15 +22,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flashsync_bayes import video
 from flashsync_bayes.detection import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
+from flashsync_bayes.io import video
+from flashsync_bayes.io.ffmpeg import ffmpeg_exe
 from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
 
 def make_test_video(directory: Path, duration_s: float) -> str:
     """Path of a fresh 1280x720, 30 fps H.264 CRF 23 test pattern video of ``duration_s`` seconds."""
     out = directory / "testsrc2_720p.mp4"
-    subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
                     "-i", f"testsrc2=s=1280x720:r=30:d={duration_s:g}", "-c:v", "libx264", "-crf", "23",
                     "-pix_fmt", "yuv420p", str(out)], check=True)  # fmt: skip
     return str(out)
@@ -38,7 +39,7 @@ def make_test_video(directory: Path, duration_s: float) -> str:
 
 def ffmpeg_null(path: str) -> int:
     """Frames decoded by plain ffmpeg to the null muxer (count not parsed: returns 0)."""
-    subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path,
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path,
                     "-map", "0:V:0", "-f", "null", "-"], check=True)  # fmt: skip
     return 0
 

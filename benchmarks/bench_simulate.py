@@ -14,14 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flashsync_bayes.simulate import (
-    Scene,
-    camera_flash_light,
-    random_setup,
-    render_chunks,
-    stored_frame_times_ms,
-    write_video,
-)
+from flashsync_bayes.io.writer import write_video
+from flashsync_bayes.simulate import Scene, camera_flash_light, random_setup, render_chunks, stored_frame_times_ms
 
 SIZES = ((640, 360, 240), (1280, 720, 90))  # width, height, frames to encode
 PROFILE_FRAMES = 9000  # five minutes at 30 fps

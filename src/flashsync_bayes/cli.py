@@ -105,7 +105,7 @@ def _known_facts(pairs: list[str], what: str) -> dict[str, float]:
 
 def _write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    from flashsync_bayes.events import atomic_write
+    from flashsync_bayes.io.files import atomic_write
 
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as handle:

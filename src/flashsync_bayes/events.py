@@ -10,13 +10,13 @@ regular frame clock behind each camera's timestamps (:data:`CLOCK_VARIABLES`, Na
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.timing import FrameClock
 
 CAMERA_VARIABLES = {
@@ -175,22 +175,6 @@ def camera_events(ds: xr.Dataset, camera: str, edge: str | None = "leading") -> 
     if edge is not None:
         mask &= ds["edge"].values == edge
     return ds.isel(event=np.flatnonzero(mask))
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` only if it succeeded."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_events(ds: xr.Dataset, path: str | os.PathLike) -> None:

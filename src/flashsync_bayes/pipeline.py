@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from flashsync_bayes import video
 from flashsync_bayes.detection import DetectorSettings, detect_events
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.io import video
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.model import fit
 from flashsync_bayes.result import SyncResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flashsync_bayes.events import atomic_write
+from flashsync_bayes.io.files import atomic_write
 
 
 def plot_sync(result, path: str) -> None:

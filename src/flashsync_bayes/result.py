@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     import arviz as az
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import atomic_write
+from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.timing import FrameClock, frame_table, locate, snap_frame_times
 
 CAMERA_VARIABLES = ("drift", "shift_ms", "total_rows", "time_per_row_ms", "readout_fraction", "sigma_ms")

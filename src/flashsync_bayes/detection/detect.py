@@ -19,13 +19,15 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from flashsync_bayes import __version__, video
+from flashsync_bayes import __version__
 from flashsync_bayes.detection import profiles
 from flashsync_bayes.detection.edges import find_edges
 from flashsync_bayes.detection.evidence import flash_evidence
 from flashsync_bayes.detection.settings import DetectorSettings
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import atomic_write, clock_columns, make_events
+from flashsync_bayes.events import clock_columns, make_events
+from flashsync_bayes.io import video
+from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
 #: Per-camera event variables of the flicker fit (:class:`~flashsync_bayes.detection.ambient.Flicker`):

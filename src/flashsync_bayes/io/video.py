@@ -1,4 +1,4 @@
-"""Video I/O through the one ffmpeg binary of imageio-ffmpeg (DESIGN §3): probe, frame times, luma.
+"""Reading videos through ffmpeg (DESIGN §3): probe, frame times, luma.
 
 Three readers, no numerics:
 
@@ -21,7 +21,6 @@ Frame ``i`` of ``iter_luma`` has timestamp ``frame_times_ms(path)[i]``.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import queue
@@ -35,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, log_last_line, run_ffmpeg
 
 VIDEO_STREAM = "0:V:0"  # first video stream that is not cover art / an attached picture
 PKT_FLAG_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD: the demuxer asks the decoder to drop this frame
@@ -65,18 +65,6 @@ class VideoInfo(NamedTuple):
     duration_ms: float
 
 
-@functools.cache
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped with imageio-ffmpeg (or IMAGEIO_FFMPEG_EXE)."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as err:
-        message = f"ffmpeg not found ({err}); install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE"
-        raise FlashsyncError(message) from err
-
-
 def _check_file(path) -> str:
     """``path`` as a string, after checking that it names an existing file."""
     path = os.fspath(path)
@@ -85,19 +73,6 @@ def _check_file(path) -> str:
     if not os.path.isfile(path):
         raise FlashsyncError(f"{path} is not a file; pass a video file")
     return path
-
-
-def last_line(text: str) -> str:
-    """Last non-empty line of ffmpeg's stderr, or a placeholder."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message from ffmpeg"
-
-
-def _run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess:
-    """Finished ffmpeg run with ``args`` (stdout bytes, stderr text)."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
-    return subprocess.CompletedProcess(cmd, proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
 
 
 # ---------------------------------------------------------------------------------------- probe
@@ -180,7 +155,7 @@ def probe(path) -> VideoInfo:
     whose average is not its nominal rate (Matroska remuxed from a file with drops) reads as average.
     """
     path = _check_file(path)
-    return _parse_probe(path, _run_ffmpeg(["-i", path]).stderr)
+    return _parse_probe(path, run_ffmpeg(["-i", path]).stderr)
 
 
 # ---------------------------------------------------------------------------------- frame times
@@ -225,8 +200,8 @@ def _map_error(path: str, stderr: str) -> FlashsyncError:
 
 def _decoded_frame_times_ms(path: str) -> np.ndarray:
     """Decoder's best-effort pts of every frame in ms (output order); decodes the whole file."""
-    proc = _run_ffmpeg(["-copyts", "-i", path, "-map", VIDEO_STREAM, "-vf", "showinfo",
-                        "-fps_mode", "passthrough", "-f", "null", "-"])  # fmt: skip
+    proc = run_ffmpeg(["-copyts", "-i", path, "-map", VIDEO_STREAM, "-vf", "showinfo",
+                       "-fps_mode", "passthrough", "-f", "null", "-"])  # fmt: skip
     if proc.returncode != 0:
         raise _map_error(path, proc.stderr)
     tb = re.search(r"showinfo\S* @ \S+\] config in time_base: (\d+)/(\d+)", proc.stderr)
@@ -243,8 +218,8 @@ def frame_ticks(path) -> tuple[Fraction, np.ndarray]:
     Read from the packets without decoding; frames without a timestamp are ``NO_PTS``.
     """
     path = _check_file(path)
-    proc = _run_ffmpeg(["-loglevel", "error", "-copyts", "-i", path, "-map", VIDEO_STREAM,
-                        "-c", "copy", "-f", "framecrc", "-"])  # fmt: skip
+    proc = run_ffmpeg(["-loglevel", "error", "-copyts", "-i", path, "-map", VIDEO_STREAM,
+                       "-c", "copy", "-f", "framecrc", "-"])  # fmt: skip
     if proc.returncode != 0:
         raise _map_error(path, proc.stderr)
     timebase, pts = _parse_framecrc(proc.stdout.decode(errors="replace"))
@@ -267,9 +242,9 @@ def frame_times_ms(path) -> np.ndarray:
 def _luma_command(path: str, out_width: int | None) -> list[str]:
     """ffmpeg command streaming raw 8-bit luma frames (rows in stored order) to stdout."""
     vf = LUMA_FILTER if out_width is None else f"{LUMA_FILTER},scale={out_width}:ih:flags={WIDTH_SCALER}"
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-noautorotate", "-i", path,
-            "-map", VIDEO_STREAM, "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough",
-            "-f", "rawvideo", "-pix_fmt", "gray", "-"]  # fmt: skip
+    return ffmpeg_command("-loglevel", "error", "-noautorotate", "-i", path,
+                          "-map", VIDEO_STREAM, "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-")  # fmt: skip
 
 
 def _enlarge_pipe(stream) -> None:
@@ -342,9 +317,7 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> I
                 if got < chunk.nbytes:
                     break
             if proc.wait() != 0:
-                errors.seek(0)
-                message = last_line(errors.read().decode(errors="replace"))
-                raise FlashsyncError(f"ffmpeg failed decoding {info.path}: {message}")
+                raise FlashsyncError(f"ffmpeg failed decoding {info.path}: {log_last_line(errors)}")
             if rest:
                 raise FlashsyncError(f"ffmpeg stopped inside a frame of {info.path}; does the frame size change?")
         finally:

@@ -1,4 +1,4 @@
-"""Tests for video.py: probe, container timestamps against the decoder's, luma in sensor row order."""
+"""Tests for io/video.py: probe, container timestamps against the decoder's, luma in sensor row order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from flashsync_bayes import video
+from flashsync_bayes.io import video
+from flashsync_bayes.io.ffmpeg import ffmpeg_exe
 from flashsync_bayes.errors import FlashsyncError
 
 W, H, N = 96, 64, 30
@@ -33,7 +34,7 @@ def written_luma(k: int) -> np.ndarray:
 
 def ffmpeg(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
     """Finished ffmpeg run; raises with ffmpeg's stderr if it failed."""
-    proc = subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-y", *args], input=data, capture_output=True)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-y", *args], input=data, capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     return proc
 
