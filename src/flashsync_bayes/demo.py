@@ -9,6 +9,7 @@ import numpy as np
 
 from flashsync_bayes.pipeline import synchronize
 from flashsync_bayes.simulate import random_setup, simulate_recording
+from flashsync_bayes.timing import reference_time_ms
 
 #: Demo cameras: (width, height, frame rate); different rates make every sensor identifiable.
 DEMO_CAMERAS = ((640, 360, 30.0), (480, 270, 25.0), (640, 360, 50.0))
@@ -25,8 +26,8 @@ def truth_reference_time_ms(truth: dict, camera: str, reference: str, frame_time
     the given row's does. With equal exposures this is the same as aligning starts.
     """
     cam, ref = truth["cameras"][camera], truth["cameras"][reference]
-    end_ms = cam["drift"] * (np.asarray(frame_time_ms) + cam["exposure_ms"]) + cam["shift_ms"]
-    end_ms = end_ms + np.asarray(row) * cam["time_per_row_ms"]
+    end_p = np.asarray(frame_time_ms) + cam["exposure_ms"]
+    end_ms = reference_time_ms(end_p, row, cam["drift"], cam["shift_ms"], cam["time_per_row_ms"])
     return (end_ms - ref["shift_ms"]) / ref["drift"] - ref["exposure_ms"]
 
 

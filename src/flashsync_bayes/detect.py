@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from flashsync_bayes import __version__, ambient, profiles, video
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import atomic_write, clock_columns, make_events
+from flashsync_bayes.shapes import power_of_two
 from flashsync_bayes.timing import estimate_frame_clock
 
 #: Bumped whenever the cached row profiles would come out differently.
@@ -366,7 +367,7 @@ def _centred_anchors(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray
 def _padded(windows: np.ndarray, weights: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Fit windows and weights padded to a power-of-two count (at least 8): fits compile for few shapes."""
     n = windows.shape[0]
-    pad = ((0, max(8, 1 << (n - 1).bit_length()) - n), (0, 0))
+    pad = ((0, power_of_two(n, 8) - n), (0, 0))
     return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0))
 
 
