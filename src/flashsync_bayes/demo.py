@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from flashsync_bayes.inference import NUTS
 from flashsync_bayes.pipeline import synchronize
 from flashsync_bayes.simulate import random_setup, simulate_recording
 from flashsync_bayes.timing import reference_time_ms
@@ -65,7 +66,7 @@ def demo_setup(seed: int, duration_s: float = 10.0, n_flashes: int = 10):
     return sized, flashes
 
 
-def run_demo(outdir: str, seed: int = 1, method: str = "bayes", progress: bool = True) -> str:
+def run_demo(outdir: str, seed: int = 1, method: str = NUTS, progress: bool = True) -> str:
     """Simulate, synchronize and return a printable report of the errors against the truth."""
     duration_s = 12.0
     cameras, flashes = demo_setup(seed, duration_s, n_flashes=16)

@@ -36,9 +36,8 @@ class LsqSolution(NamedTuple):
             times are Gaussian with mean ``ψ̂ - flash_gain @ (θ - θ̂)`` and these variances.
         drift_column, offset_column, tpr_column: ``(C,)`` columns of δ̃, B, a (-1 where fixed).
         flash_column: ``(F,)`` columns of ψ.
-        drift_scaled, offset_ms, time_per_row_ms: ``(C,)`` δ̃, B, a; ``flash_ms``: ``(F,)`` ψ.
-        sigma_ms: ``(C,)`` event-time noise estimate (one common value, see :func:`_common_sigma`);
-            ``weight``: ``(E,)`` final weights (1/ms²).
+        drift_scaled, offset_ms: ``(C,)`` δ̃, B (ms); ``flash_ms``: ``(F,)`` ψ (ms).
+        sigma_ms: ``(C,)`` event-time noise estimate (one common value, see :func:`_common_sigma`).
         residual_ms: ``(E,)`` mapped event time minus flash time.
         dof: residual degrees of freedom ``E - trace(hat matrix)`` behind the σ estimate.
     """
@@ -53,10 +52,8 @@ class LsqSolution(NamedTuple):
     flash_column: np.ndarray
     drift_scaled: np.ndarray
     offset_ms: np.ndarray
-    time_per_row_ms: np.ndarray
     flash_ms: np.ndarray
     sigma_ms: np.ndarray
-    weight: np.ndarray
     residual_ms: np.ndarray
     dof: float
 
@@ -219,7 +216,7 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
         dof = float(np.sum(1.0 - leverage))
         sigma[:] = _common_sigma(residual, (tpr[cam] * problem.row_sd) ** 2, robust, dof)
     blocks = _unscaled(cols, design, vector, camera_cov, gain)
-    return _solution(problem, cols, design, blocks, flash_var, sigma, weight, residual, dof)
+    return _solution(cols, blocks, flash_var, sigma, residual, dof)
 
 
 def _unscaled(cols: _Columns, design: _Design, vector, camera_cov, gain):
@@ -232,17 +229,9 @@ def _unscaled(cols: _Columns, design: _Design, vector, camera_cov, gain):
     return vector, camera_cov, gain
 
 
-def _solution(problem, cols, design, blocks, flash_var, sigma, weight, residual, dof) -> LsqSolution:
-    """The :class:`LsqSolution` of unscaled blocks ``(vector, camera covariance, flash gain)`` and the final weights."""
+def _solution(cols: _Columns, blocks, flash_var, sigma, residual, dof) -> LsqSolution:
+    """The :class:`LsqSolution` of unscaled blocks ``(vector, camera covariance, flash gain)``."""
     vector, camera_cov, gain = blocks
-    fixed = np.isfinite(problem.fixed_total_rows)
-    drift_scaled = _drift_scaled(vector, cols.drift)
-    offset = np.where(cols.offset >= 0, vector[np.maximum(cols.offset, 0)], 0.0)
-    tpr = np.where(
-        fixed,
-        (1.0 + drift_scaled / problem.time_scale_ms) * design.known_tpr,
-        np.where(cols.tpr >= 0, vector[np.maximum(cols.tpr, 0)], 0.0),
-    )
     return LsqSolution(
         vector=vector,
         camera_covariance=camera_cov,
@@ -252,12 +241,10 @@ def _solution(problem, cols, design, blocks, flash_var, sigma, weight, residual,
         offset_column=cols.offset,
         tpr_column=cols.tpr,
         flash_column=cols.flash,
-        drift_scaled=drift_scaled,
-        offset_ms=offset,
-        time_per_row_ms=tpr,
+        drift_scaled=_drift_scaled(vector, cols.drift),
+        offset_ms=np.where(cols.offset >= 0, vector[np.maximum(cols.offset, 0)], 0.0),
         flash_ms=vector[cols.flash],
         sigma_ms=sigma.copy(),
-        weight=weight,
         residual_ms=-residual,
         dof=dof,
     )
