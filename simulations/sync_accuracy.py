@@ -28,14 +28,15 @@ import numpy as np
 
 from flashsync_bayes.demo import truth_reference_time_ms
 from flashsync_bayes.detection import detect_events
+from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.inference import METHODS, NUTS
 from flashsync_bayes.matching import match_events
-from flashsync_bayes.model import fit
+from flashsync_bayes.pipeline import fit
 from flashsync_bayes.simulate import SCENE_PRESETS, random_setup, scene_preset, simulate_recording
 
 #: (width, height, frame rate) of the simulated cameras; the last one is rotated.
 CAMERAS = ((1280, 720, 30.0), (640, 360, 25.0), (960, 540, 60.0), (640, 480, 29.97))
-METHODS = ("bayes", "laplace", "lsq")
 #: Rows per frame at which the error is evaluated (first to last row).
 N_ROWS = 9
 
@@ -157,13 +158,15 @@ def main(argv=None) -> int:
                         continue
                 seconds = time.perf_counter() - started
                 row = {"seed": seed, "method": method, "fit_s": seconds, **evaluate(result, truth)}
-                if method == "bayes":
+                row["warnings"] = [str(w.message) for w in caught]
+                if method == NUTS:
                     diagnostics = result.diagnostics()
                     row["diagnostics"] = (
-                        f"R-hat {diagnostics['r_hat_max']:.3f}, ESS {diagnostics['ess_bulk_min']:.0f}, "
-                        f"{diagnostics['divergences']} divergences"
+                        f"R-hat {diagnostics.r_hat_max:.3f}, ESS {diagnostics.ess_bulk_min:.0f}, "
+                        f"{diagnostics.divergences} divergences"
                     )
-                row["warnings"] = [str(w.message) for w in caught]
+                    if problems(diagnostics):
+                        row["warnings"].append("NUTS diagnostics: " + "; ".join(problems(diagnostics)))
                 rows.append(row)
                 print(f"  {method}: fitted in {seconds:.1f} s", flush=True)
 

@@ -17,9 +17,10 @@ import warnings
 import numpy as np
 import pytest
 
+from flashsync_bayes import fit
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import clock_columns
-from flashsync_bayes.model import Priors, fit
+from flashsync_bayes.inference import Priors
 from flashsync_bayes.simulate import Camera, Flashes, simulate_events, stored_frame_times_ms
 from flashsync_bayes.timing import estimate_frame_clock
 

@@ -28,12 +28,11 @@ import numpy as np
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from flashsync_bayes import detection
+from flashsync_bayes import detection, fit
 from flashsync_bayes.detection import edge_model
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import make_events
 from flashsync_bayes.matching import match_events
-from flashsync_bayes.model import fit
 from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges
 
 HEIGHTS = (240, 480, 720, 1080, 2160)

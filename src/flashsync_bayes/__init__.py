@@ -14,8 +14,7 @@ from flashsync_bayes.detection import DetectorSettings, detect_events  # noqa: E
 from flashsync_bayes.errors import FlashsyncError  # noqa: E402
 from flashsync_bayes.events import load_events, save_events  # noqa: E402
 from flashsync_bayes.matching import match_events  # noqa: E402
-from flashsync_bayes.model import fit  # noqa: E402
-from flashsync_bayes.pipeline import synchronize  # noqa: E402
+from flashsync_bayes.pipeline import fit, synchronize  # noqa: E402
 from flashsync_bayes.result import SyncResult  # noqa: E402
 
 __all__ = [

@@ -14,7 +14,9 @@ import warnings
 
 import numpy as np
 
+from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.inference import METHODS, NUTS
 
 PROG = "flashsync"
 
@@ -188,10 +190,15 @@ def _sync(args: argparse.Namespace) -> int:
     _print_parameters(result)
     _warn_if_open(result)
     diagnostics = result.diagnostics()
-    if result.method == "bayes":
+    if result.method == NUTS:
+        if problems(diagnostics):
+            warnings.warn(
+                "NUTS diagnostics: " + "; ".join(problems(diagnostics)) + " — run more warmup/samples or chains",
+                stacklevel=2,
+            )
         print(
-            f"NUTS: max R-hat {diagnostics['r_hat_max']:.3f}, min bulk ESS {diagnostics['ess_bulk_min']:.0f}, "
-            f"{diagnostics['divergences']} divergences"
+            f"NUTS: max R-hat {diagnostics.r_hat_max:.3f}, min bulk ESS {diagnostics.ess_bulk_min:.0f}, "
+            f"{diagnostics.divergences} divergences"
         )
     if args.json:
         _write_text(args.json, json.dumps(result.to_json(args.videos), indent=2) + "\n")
@@ -283,7 +290,7 @@ def _add_sync(commands) -> None:
     syn.add_argument("--json", help="write the synchronization model as JSON")
     syn.add_argument("--output", help="write the posterior (ArviZ InferenceData, netCDF .nc)")
     syn.add_argument("--plot", help="write a figure of the fit (PNG, PDF, SVG)")
-    syn.add_argument("--method", choices=["bayes", "laplace", "lsq"], default="bayes", help="inference (default bayes)")
+    syn.add_argument("--method", choices=METHODS, default=NUTS, help="inference (default bayes)")
     syn.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     syn.add_argument(
         "--total-rows", action="append", metavar="VIDEO=N", help="known total sensor rows of a video (repeatable)"
@@ -306,7 +313,7 @@ def _add_demo(commands) -> None:
         description="Simulate three cameras with flashes, synchronize them and print the error against the truth.",
     )
     dem.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    dem.add_argument("--method", choices=["bayes", "laplace", "lsq"], default="bayes", help="inference (default bayes)")
+    dem.add_argument("--method", choices=METHODS, default=NUTS, help="inference (default bayes)")
     dem.add_argument("--outdir", help="keep the simulated videos here (default: a temporary directory)")
     dem.add_argument("--no-progress", action="store_true", help="no progress bars")
     dem.set_defaults(run=_demo)

@@ -7,8 +7,10 @@ import os
 
 import numpy as np
 
+from flashsync_bayes.inference import NUTS
 from flashsync_bayes.pipeline import synchronize
 from flashsync_bayes.simulate import random_setup, simulate_recording
+from flashsync_bayes.timing import reference_time_ms
 
 #: Demo cameras: (width, height, frame rate); different rates make every sensor identifiable.
 DEMO_CAMERAS = ((640, 360, 30.0), (480, 270, 25.0), (640, 360, 50.0))
@@ -25,8 +27,8 @@ def truth_reference_time_ms(truth: dict, camera: str, reference: str, frame_time
     the given row's does. With equal exposures this is the same as aligning starts.
     """
     cam, ref = truth["cameras"][camera], truth["cameras"][reference]
-    end_ms = cam["drift"] * (np.asarray(frame_time_ms) + cam["exposure_ms"]) + cam["shift_ms"]
-    end_ms = end_ms + np.asarray(row) * cam["time_per_row_ms"]
+    end_p = np.asarray(frame_time_ms) + cam["exposure_ms"]
+    end_ms = reference_time_ms(end_p, row, cam["drift"], cam["shift_ms"], cam["time_per_row_ms"])
     return (end_ms - ref["shift_ms"]) / ref["drift"] - ref["exposure_ms"]
 
 
@@ -64,7 +66,7 @@ def demo_setup(seed: int, duration_s: float = 10.0, n_flashes: int = 10):
     return sized, flashes
 
 
-def run_demo(outdir: str, seed: int = 1, method: str = "bayes", progress: bool = True) -> str:
+def run_demo(outdir: str, seed: int = 1, method: str = NUTS, progress: bool = True) -> str:
     """Simulate, synchronize and return a printable report of the errors against the truth."""
     duration_s = 12.0
     cameras, flashes = demo_setup(seed, duration_s, n_flashes=16)

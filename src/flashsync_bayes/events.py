@@ -129,16 +129,25 @@ def validate_events(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def camera_index(events: xr.Dataset, key, what: str = "camera") -> int:
+def camera_position(labels: Sequence[str], paths: Sequence[str], key, what: str = "camera") -> int:
     """Index of the camera named by its label or its path; FlashsyncError naming ``what`` otherwise."""
-    labels = [str(c) for c in events["camera"].values]
-    paths = [str(p) for p in events["path"].values]
-    key = str(key)
+    labels, paths, key = [str(c) for c in labels], [str(p) for p in paths], str(key)
     if key in labels:
         return labels.index(key)
     if key in paths:
         return paths.index(key)
     raise FlashsyncError(f"{what} names unknown camera '{key}'; cameras are {labels}")
+
+
+def camera_index(events: xr.Dataset, key, what: str = "camera") -> int:
+    """Index of the events' camera named by its label or its path; FlashsyncError naming ``what`` otherwise."""
+    return camera_position(events["camera"].values, events["path"].values, key, what)
+
+
+def event_camera_indices(labels: Sequence[str], event_labels) -> np.ndarray:
+    """Camera index (int64, into ``labels``) of each event's camera label, shape of ``event_labels``."""
+    camera_of = {str(label): i for i, label in enumerate(labels)}
+    return np.array([camera_of[str(c)] for c in event_labels], dtype=np.int64)
 
 
 def clock_columns(clocks: Sequence[FrameClock | None]) -> dict[str, tuple[str, np.ndarray]]:
@@ -169,12 +178,6 @@ def frame_clocks(events: xr.Dataset) -> list[FrameClock | None]:
     return clocks
 
 
-def camera_events(ds: xr.Dataset, camera: str, edge: str | None = "leading") -> xr.Dataset:
-    """The events of one camera (only ``edge`` kind unless ``edge`` is None)."""
-    mask = ds["event_camera"].values == camera
-    if edge is not None:
-        mask &= ds["edge"].values == edge
-    return ds.isel(event=np.flatnonzero(mask))
 
 
 def save_events(ds: xr.Dataset, path: str | os.PathLike) -> None:

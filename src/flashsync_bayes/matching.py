@@ -41,8 +41,9 @@ import numpy as np
 import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import camera_index, validate_events
+from flashsync_bayes.events import camera_index, event_camera_indices, validate_events
 from flashsync_bayes.sensors import TYPICAL_ROWS_RATIO
+from flashsync_bayes.timing import reference_time_ms
 
 #: Pairing tolerance (ms) for ms-level timestamp jitter; the default adds what the guess of total
 #: rows may leave (:data:`GUESS_ERROR_FRAMES` of the longest frame period) until the refit of every
@@ -394,7 +395,7 @@ def cluster_times(times_ms, cameras, polarity, tolerance_ms, min_cameras=2) -> n
 
 def mapped_times(frame_time_ms, row, camera, params) -> np.ndarray:
     """Reference times (ms) of events under per-camera ``params`` (n_cameras, 3), shape (n,)."""
-    return params[camera, 0] * frame_time_ms + params[camera, 1] + params[camera, 2] * row
+    return reference_time_ms(frame_time_ms, row, params[camera, 0], params[camera, 1], params[camera, 2])
 
 
 def leave_one_out_means(times_ms, labels) -> np.ndarray:
@@ -504,8 +505,7 @@ class LeadingEdges(NamedTuple):
 def leading_edges(events: xr.Dataset, rows_total: np.ndarray) -> LeadingEdges:
     """The leading edges of ``events`` with their approximate own-clock times, given total rows per camera."""
     index = np.flatnonzero(events["edge"].values == "leading")
-    camera_of = {str(label): k for k, label in enumerate(events["camera"].values)}
-    camera = np.array([camera_of[str(c)] for c in events["event_camera"].values[index]], dtype=np.int64)
+    camera = event_camera_indices(events["camera"].values, events["event_camera"].values[index])
     frame_time = events["frame_time_ms"].values[index].astype(np.float64)
     row = events["row"].values[index].astype(np.float64)
     periods = events["frame_period_ms"].values.astype(np.float64)

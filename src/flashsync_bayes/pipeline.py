@@ -5,22 +5,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from flashsync_bayes import inference
 from flashsync_bayes.detection import DetectorSettings, detect_events
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.inference import METHODS
 from flashsync_bayes.io import video
 from flashsync_bayes.matching import match_events
-from flashsync_bayes.model import fit
 from flashsync_bayes.result import SyncResult
 from flashsync_bayes.sensors import known_total_rows
 
-METHODS = ("bayes", "laplace", "lsq")
+
+def fit(events, *args, **options) -> SyncResult:
+    """Synchronization of all cameras of a matched events dataset, as a :class:`~flashsync_bayes.result.SyncResult`.
+
+    Arguments are those of :func:`flashsync_bayes.inference.fit` (reference, method, known
+    facts, seed, sampler sizes, progress, priors).
+    """
+    return SyncResult.from_posterior(inference.fit(events, *args, **options))
 
 
 def synchronize(
     paths: Sequence[str],
     *,
     reference: str | None = None,
-    method: str = "bayes",
+    method: str = inference.NUTS,
     total_rows: Mapping[str, float] | None = None,
     readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,

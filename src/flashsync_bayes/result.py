@@ -1,37 +1,54 @@
-"""The fit result: posterior draws as ArviZ InferenceData and the questions users ask of them.
+"""The fit result: posterior draws as InferenceData plus metadata, and the questions users ask of them.
 
-This is the one module that imports ArviZ. Times follow DESIGN §2:
-``t_ref = drift * p + shift_ms + row * time_per_row_ms`` with ``p`` the (snapped) frame time.
+Times follow DESIGN §2 through :mod:`flashsync_bayes.timing`; ArviZ is used only through
+:mod:`flashsync_bayes.idata`, diagnostics come from :mod:`flashsync_bayes.diagnostics`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # ArviZ announces its 1.0 refactor on import
-    import arviz as az
-
+from flashsync_bayes.diagnostics import Diagnostics, diagnostics
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.io.files import atomic_write
-from flashsync_bayes.timing import FrameClock, frame_table, locate, snap_frame_times
+from flashsync_bayes.events import camera_position, event_camera_indices
+from flashsync_bayes.idata import InferenceData, inference_data, load_idata, save_idata
+from flashsync_bayes.inference import NUTS, Posterior
+from flashsync_bayes.inference.problem import beta_moments
+from flashsync_bayes.timing import FrameClock, frame_table, locate, reference_time_ms, snap_frame_times
 
-CAMERA_VARIABLES = ("drift", "shift_ms", "total_rows", "time_per_row_ms", "readout_fraction", "sigma_ms")
 #: The flashes pin a camera's time per row when its readout fraction's posterior sd is at most
 #: this share of the prior's (the data, not the prior, then set it).
 IDENTIFIED_SD_RATIO = 0.1
-#: Warn when a split R-hat exceeds this ...
-RHAT_LIMIT = 1.01
-#: ... or the bulk ESS is below this many draws per chain.
-ESS_PER_CHAIN = 100
 #: Largest number of (draw, point) products held in memory at once by :meth:`SyncResult.time`.
 CHUNK_ELEMENTS = 1 << 22
+#: Variables of :meth:`SyncResult.parameters` (mean and ``*_sd``) and of the JSON per camera.
+PARAMETERS = ("drift", "shift_ms", "time_per_row_ms", "total_rows", "readout_ms", "sigma_ms")
+#: Fields of a frame clock in the JSON, in order.
+CLOCK_FIELDS = ("period_ms", "origin_ms", "period_sd_ms", "centre_tick", "centre_sd_ms")
+
+
+def _metadata(posterior: Posterior) -> dict:
+    """JSON-able metadata of a fit (the residual RMS is added once the result exists)."""
+    problem = posterior.problem
+    cameras = list(problem.cameras)
+    return {
+        "cameras": cameras,
+        "paths": list(problem.paths),
+        "reference": cameras[problem.reference],
+        "method": posterior.method,
+        "frame_clocks": {
+            c: (None if k is None else [float(v) for v in k]) for c, k in zip(cameras, problem.frame_clocks)
+        },
+        "heights": [int(h) for h in problem.stored_rows],
+        "frame_period_ms": [float(t) for t in problem.frame_period_ms],
+        "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
+        "facts": list(problem.facts),
+        "readout_prior": [float(v) for v in posterior.priors.readout_fraction],
+        "n_flashes": int(problem.flash_ids.size),
+    }
 
 
 class SyncResult:
@@ -46,79 +63,27 @@ class SyncResult:
             frame periods, known total rows, flash count, residual RMS).
     """
 
-    def __init__(self, idata: az.InferenceData, metadata: Mapping):
+    def __init__(self, idata: InferenceData, metadata: Mapping):
         self.idata = idata
         self.metadata = dict(metadata)
 
-    # -- construction ---------------------------------------------------------------------------
-
     @classmethod
-    def from_fit(cls, *, problem, method, posterior, sample_stats, log_likelihood, heights, priors) -> SyncResult:
-        """Result of :func:`flashsync_bayes.model.fit` from draws ``(chain, draw, ...)`` and its problem."""
-        cameras = list(problem.cameras)
-        chains, draws = posterior["drift"].shape[:2]
-        coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
-        post = xr.Dataset(
-            {
-                name: (("chain", "draw", "camera"), np.asarray(posterior[name], dtype=np.float64))
-                for name in CAMERA_VARIABLES
-            }
-            | {"flash_time_ms": (("chain", "draw", "flash"), np.asarray(posterior["flash_time_ms"], dtype=np.float64))},
-            coords=coords | {"camera": cameras, "flash": np.asarray(problem.flash_ids)},
-        )
-        stats = xr.Dataset(
-            {name: (("chain", "draw"), np.asarray(value)) for name, value in sample_stats.items()}, coords=coords
-        )
-        event = np.arange(problem.row.size)
-        loglik = xr.Dataset(
-            {"row": (("chain", "draw", "event"), np.asarray(log_likelihood))}, coords=coords | {"event": event}
-        )
-        observed = xr.Dataset({"row": ("event", problem.row)}, coords={"event": event})
-        constant = xr.Dataset(
-            {
-                "frame_time_ms": ("event", problem.frame_time_ms),
-                "row_sd": ("event", problem.row_sd),
-                "event_camera": ("event", np.asarray([cameras[c] for c in problem.event_camera], dtype=str)),
-                "flash": ("event", np.asarray(problem.flash_ids)[problem.event_flash]),
-                "event_index": ("event", np.asarray(problem.event_index)),
-            },
-            coords={"event": event},
-        )
-        metadata = {
-            "cameras": cameras,
-            "paths": list(problem.paths),
-            "reference": cameras[problem.reference],
-            "method": method,
-            "frame_clocks": {
-                c: (None if k is None else [float(v) for v in k]) for c, k in zip(cameras, problem.frame_clocks)
-            },
-            "heights": [int(h) for h in heights],
-            "frame_period_ms": [float(t) for t in problem.frame_period_ms],
-            "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
-            "facts": list(problem.facts),
-            "readout_prior": [float(v) for v in priors.readout_fraction],
-            "n_flashes": int(problem.flash_ids.size),
-        }
-        idata = az.InferenceData(
-            posterior=post,
-            sample_stats=stats,
-            log_likelihood=loglik,
-            observed_data=observed,
-            constant_data=constant,
-        )
-        result = cls(idata, metadata)
-        result.metadata["residual_rms_ms"] = float(np.sqrt(np.mean(result.event_residuals()["residual_ms"].values ** 2)))
+    def from_posterior(cls, posterior: Posterior) -> SyncResult:
+        """Result of :func:`flashsync_bayes.inference.fit`'s draws."""
+        result = cls(inference_data(posterior), _metadata(posterior))
+        residual = result.event_residuals()["residual_ms"].values
+        result.metadata["residual_rms_ms"] = float(np.sqrt(np.mean(residual**2)))
         return result
 
     def event_residuals(self) -> xr.Dataset:
         """Per fitted edge: camera, flash, its reference time (posterior mean, ms) and residual to its flash (ms)."""
         mean = self.idata.posterior.mean(("chain", "draw"))
         data = self.idata.constant_data
-        camera = np.array([self.cameras.index(c) for c in data["event_camera"].values], dtype=int)
-        mapped = (
-            mean["drift"].values[camera] * data["frame_time_ms"].values
-            + mean["shift_ms"].values[camera]
-            + mean["time_per_row_ms"].values[camera] * self.idata.observed_data["row"].values
+        camera = event_camera_indices(self.cameras, data["event_camera"].values)
+        mapped = reference_time_ms(
+            data["frame_time_ms"].values,
+            self.idata.observed_data["row"].values,
+            *(mean[name].values[camera] for name in ("drift", "shift_ms", "time_per_row_ms")),
         )
         flash = mean["flash_time_ms"].sel(flash=data["flash"].values).values
         return xr.Dataset(
@@ -164,16 +129,27 @@ class SyncResult:
 
     def _index(self, camera) -> int:
         """Index of a camera given by label or path."""
-        key = str(camera)
-        if key in self.metadata["cameras"]:
-            return self.metadata["cameras"].index(key)
-        if key in self.metadata["paths"]:
-            return self.metadata["paths"].index(key)
-        raise FlashsyncError(f"unknown camera '{camera}'; cameras are {self.cameras}")
+        return camera_position(self.metadata["cameras"], self.metadata["paths"], camera, "the question")
 
-    def _draws(self, name: str, index: int) -> np.ndarray:
-        """Posterior draws ``(n_draws,)`` of a per-camera variable, chains stacked."""
-        return self.idata.posterior[name].values[:, :, index].reshape(-1)
+    def _draws(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior draws ``(n_draws,)`` of drift, shift_ms and time_per_row_ms of one camera, chains stacked."""
+        post = self.idata.posterior
+        return tuple(post[n].values[:, :, index].reshape(-1) for n in ("drift", "shift_ms", "time_per_row_ms"))
+
+    def _snap(self, index: int, frame_time_ms) -> np.ndarray:
+        """Frame times of camera ``index`` snapped to its frame clock (if any), float64."""
+        clock = self.frame_clocks[self.metadata["cameras"][index]]
+        return snap_frame_times(np.asarray(frame_time_ms, dtype=np.float64), clock)
+
+    def _points(self, camera, frame_time_ms, row) -> tuple[int, np.ndarray, np.ndarray]:
+        """Camera index and its (snapped frame time, row) points broadcast together."""
+        c = self._index(camera)
+        p, r = np.broadcast_arrays(self._snap(c, frame_time_ms), np.asarray(row, dtype=np.float64))
+        return c, p, r
+
+    def _mean(self, index: int) -> tuple[float, float, float]:
+        """Posterior mean drift, shift_ms and time_per_row_ms of one camera."""
+        return tuple(float(d.mean()) for d in self._draws(index))
 
     # -- questions ------------------------------------------------------------------------------
 
@@ -186,7 +162,7 @@ class SyncResult:
         """Dataset over camera: mean and ``*_sd`` of drift, shift_ms, time_per_row_ms, total_rows, readout_ms, sigma_ms."""
         post = self.idata.posterior.assign(readout_ms=self._readout_ms())
         out = {}
-        for name in ("drift", "shift_ms", "time_per_row_ms", "total_rows", "readout_ms", "sigma_ms"):
+        for name in PARAMETERS:
             out[name] = post[name].mean(("chain", "draw"))
             out[f"{name}_sd"] = post[name].std(("chain", "draw"))
         out["frame_period_ms"] = xr.DataArray(np.asarray(self.metadata["frame_period_ms"]), dims="camera")
@@ -199,35 +175,24 @@ class SyncResult:
 
         Frame times are snapped to the camera's frame clock when it has one (idempotent).
         """
-        c = self._index(camera)
-        p, r = np.broadcast_arrays(self._snap(c, frame_time_ms), np.asarray(row, dtype=np.float64))
-        d, s, a = (self._draws(n, c)[:, None] for n in ("drift", "shift_ms", "time_per_row_ms"))
-        return (d * p.reshape(-1) + s + a * r.reshape(-1)).reshape((d.shape[0],) + p.shape)
+        c, p, r = self._points(camera, frame_time_ms, row)
+        d, s, a = (v[:, None] for v in self._draws(c))
+        return reference_time_ms(p.reshape(-1), r.reshape(-1), d, s, a).reshape((d.shape[0],) + p.shape)
 
     def time(self, camera, frame_time_ms, row) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and sd (ms) of the reference time of (frame time, row) points, broadcast shape."""
-        c = self._index(camera)
-        p, r = np.broadcast_arrays(self._snap(c, frame_time_ms), np.asarray(row, dtype=np.float64))
-        d, s, a = (self._draws(n, c) for n in ("drift", "shift_ms", "time_per_row_ms"))
+        c, p, r = self._points(camera, frame_time_ms, row)
+        d, s, a = self._draws(c)
         dm, sm, am = d.mean(), s.mean(), a.mean()
         flat_p, flat_r = p.reshape(-1), r.reshape(-1)
-        mean = dm * flat_p + sm + am * flat_r
+        mean = reference_time_ms(flat_p, flat_r, dm, sm, am)
         sd = np.empty_like(mean)
         step = max(1, CHUNK_ELEMENTS // max(d.size, 1))
         for start in range(0, flat_p.size, step):
             sl = slice(start, start + step)
-            dev = (d - dm)[:, None] * flat_p[sl] + (s - sm)[:, None] + (a - am)[:, None] * flat_r[sl]
+            dev = reference_time_ms(flat_p[sl], flat_r[sl], (d - dm)[:, None], (s - sm)[:, None], (a - am)[:, None])
             sd[sl] = np.sqrt(np.mean(dev**2, axis=0))
         return mean.reshape(p.shape), sd.reshape(p.shape)
-
-    def _snap(self, index: int, frame_time_ms) -> np.ndarray:
-        """Frame times of camera ``index`` snapped to its frame clock (if any), float64."""
-        clock = self.frame_clocks[self.metadata["cameras"][index]]
-        return snap_frame_times(np.asarray(frame_time_ms, dtype=np.float64), clock)
-
-    def _mean(self, index: int) -> tuple[float, float, float]:
-        """Posterior mean drift, shift_ms and time_per_row_ms of one camera."""
-        return tuple(float(self._draws(n, index).mean()) for n in ("drift", "shift_ms", "time_per_row_ms"))
 
     def locate(self, camera, reference_time_ms, frame_times_ms) -> tuple[np.ndarray, np.ndarray]:
         """Frame index (-1 before the first frame) and fractional row of reference times in a camera, input shape.
@@ -240,9 +205,8 @@ class SyncResult:
     def frame_middle_ms(self, camera, frame_times_ms) -> np.ndarray:
         """Reference time (ms) of the middle stored row ``(height - 1) / 2`` of each frame, shape of input."""
         c = self._index(camera)
-        drift, shift, tpr = self._mean(c)
         middle = 0.5 * (self.metadata["heights"][c] - 1)
-        return drift * self._snap(c, frame_times_ms) + shift + middle * tpr
+        return reference_time_ms(self._snap(c, frame_times_ms), middle, *self._mean(c))
 
     def frame_table(self, frame_times_ms: Mapping[str, np.ndarray]) -> xr.Dataset:
         """Synchronized frame table: for each reference frame, each camera's nearest frame and time difference.
@@ -273,7 +237,7 @@ class SyncResult:
             attrs={"reference": self.reference, "frame_time": "middle stored row"},
         )
 
-    # -- identifiability -----------------------------------------------------------------------
+    # -- identifiability and diagnostics --------------------------------------------------------
 
     def identifiability(self) -> dict[str, dict]:
         """Per camera whether the data pin its time per row, and why.
@@ -287,8 +251,7 @@ class SyncResult:
         Returns ``{camera: {"time_per_row_identified", "reason", "readout_ms", "readout_ms_sd",
         "posterior_prior_sd_ratio"}}``.
         """
-        alpha, beta = self.metadata["readout_prior"]
-        prior_sd = float(np.sqrt(alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1.0))))
+        prior_sd = float(beta_moments(*self.metadata["readout_prior"])[1])
         readout = self._readout_ms()
         mean, sd = readout.mean(("chain", "draw")), readout.std(("chain", "draw"))
         fraction_sd = self.idata.posterior["readout_fraction"].std(("chain", "draw"))
@@ -320,110 +283,53 @@ class SyncResult:
         """Per camera whether its time per row is pinned (see :meth:`identifiability`)."""
         return {camera: v["time_per_row_identified"] for camera, v in self.identifiability().items()}
 
-    # -- diagnostics ----------------------------------------------------------------------------
-
-    def diagnostics(self) -> dict:
-        """Max split R-hat and min bulk ESS of the camera parameters, and divergences, of NUTS draws; warns on problems.
-
-        Returns a dict ``r_hat_max``, ``ess_bulk_min``, ``divergences``, ``chains``; R-hat and ESS
-        are NaN for lsq/laplace (independent draws). One chain is split in halves for R-hat.
-        """
-        stats = self.idata.sample_stats
-        divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
-        chains = int(self.idata.posterior.sizes["chain"])
-        out = {"r_hat_max": float("nan"), "ess_bulk_min": float("nan"), "divergences": divergences, "chains": chains}
-        if self.method != "bayes":
-            return out
-        post = self.idata.posterior
-        varying = {}
-        # the camera parameters; flash times are nuisance parameters (their max R-hat over
-        # hundreds of flashes would mostly measure Monte Carlo noise of a single chain)
-        for name in ("drift", "shift_ms", "time_per_row_ms", "readout_fraction"):
-            spread = post[name].std(("chain", "draw")).values
-            scale = np.abs(post[name].mean(("chain", "draw")).values)
-            keep = spread > 1e-12 * np.maximum(scale, 1.0)
-            if keep.any():
-                dim = "camera"
-                picked = post[name].isel({dim: np.flatnonzero(keep)}).drop_vars(dim)
-                varying[name] = picked.rename({dim: f"{name}_entry"})
-        data = xr.Dataset(varying)
-        if chains == 1:
-            # one chain: compare its halves (split R-hat needs at least two chains in ArviZ)
-            half = data.sizes["draw"] // 2
-            second = data.isel(draw=slice(half, 2 * half)).assign_coords(draw=np.arange(half))
-            data = xr.concat([data.isel(draw=slice(0, half)), second], dim="chain").assign_coords(chain=[0, 1])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rhat = az.rhat(data)
-            ess = az.ess(data, method="bulk")
-        rhat_values = np.concatenate([np.ravel(rhat[v].values) for v in rhat.data_vars]) if varying else np.array([])
-        ess_values = np.concatenate([np.ravel(ess[v].values) for v in ess.data_vars]) if varying else np.array([])
-        if np.isfinite(rhat_values).any():
-            out["r_hat_max"] = float(np.nanmax(rhat_values))
-        if np.isfinite(ess_values).any():
-            out["ess_bulk_min"] = float(np.nanmin(ess_values))
-        problems = []
-        if out["r_hat_max"] > RHAT_LIMIT:
-            problems.append(f"R-hat {out['r_hat_max']:.3f} > {RHAT_LIMIT}")
-        if out["ess_bulk_min"] < ESS_PER_CHAIN * chains:
-            problems.append(f"bulk ESS {out['ess_bulk_min']:.0f} < {ESS_PER_CHAIN * chains}")
-        if divergences > 0:
-            problems.append(f"{divergences} divergent transitions")
-        if problems:
-            warnings.warn(
-                "NUTS diagnostics: " + "; ".join(problems) + " — run more warmup/samples or chains",
-                stacklevel=2,
-            )
-        return out
+    def diagnostics(self) -> Diagnostics:
+        """Max split R-hat and min bulk ESS of the camera parameters (NaN unless NUTS), divergences, chains."""
+        return diagnostics(self.idata, mcmc=self.method == NUTS)
 
     # -- output ---------------------------------------------------------------------------------
+
+    def _json_names(self, paths) -> list[str]:
+        """Camera keys of the JSON: ``paths`` (mapping from labels, or a list in camera order), default the events' paths."""
+        if paths is None:
+            return list(self.metadata["paths"])
+        if isinstance(paths, Mapping):
+            return [str(paths.get(c, paths.get(p, p))) for c, p in zip(self.cameras, self.metadata["paths"])]
+        names = [str(p) for p in paths]
+        if len(names) != len(self.cameras):
+            raise FlashsyncError(f"to_json needs {len(self.cameras)} paths, got {len(names)}")
+        return names
+
+    def _json_camera(self, index: int, values: xr.Dataset, pinned: dict) -> dict:
+        """The JSON entry (plain types) of one camera from its row of :meth:`parameters` and :meth:`identifiability`."""
+        clock = self.frame_clocks[self.cameras[index]]
+        out = {}
+        for name in ("drift", "shift_ms", "time_per_row_ms", "total_rows"):
+            out[name] = float(values[name])
+            out[f"{name}_sd"] = float(values[f"{name}_sd"])
+        return out | {
+            "frame_period_ms": float(self.metadata["frame_period_ms"][index]),
+            "frame_clock": None if clock is None else {k: float(getattr(clock, k)) for k in CLOCK_FIELDS},
+            "time_per_row_identified": bool(pinned["time_per_row_identified"]),
+            "time_per_row_reason": pinned["reason"],
+            "readout_ms": float(values["readout_ms"]),
+            "readout_ms_sd": float(values["readout_ms_sd"]),
+        }
 
     def to_json(self, paths: Mapping[str, str] | Sequence[str] | None = None) -> dict:
         """The DESIGN §6 JSON dict (plain types); camera keys are the paths as given.
 
         ``paths`` maps camera labels to paths, or lists them in camera order; default: the events' paths.
         """
-        if paths is None:
-            names = list(self.metadata["paths"])
-        elif isinstance(paths, Mapping):
-            names = [str(paths.get(c, paths.get(p, p))) for c, p in zip(self.cameras, self.metadata["paths"])]
-        else:
-            names = [str(p) for p in paths]
-            if len(names) != len(self.cameras):
-                raise FlashsyncError(f"to_json needs {len(self.cameras)} paths, got {len(names)}")
+        names = self._json_names(paths)
         params = self.parameters()
         identifiability = self.identifiability()
-        cameras = {}
-        for i, (camera, name) in enumerate(zip(self.cameras, names)):
-            clock = self.frame_clocks[camera]
-            values = params.sel(camera=camera)
-            pinned = identifiability[camera]
-            cameras[name] = {
-                "drift": float(values["drift"]),
-                "drift_sd": float(values["drift_sd"]),
-                "shift_ms": float(values["shift_ms"]),
-                "shift_ms_sd": float(values["shift_ms_sd"]),
-                "time_per_row_ms": float(values["time_per_row_ms"]),
-                "time_per_row_ms_sd": float(values["time_per_row_ms_sd"]),
-                "total_rows": float(values["total_rows"]),
-                "total_rows_sd": float(values["total_rows_sd"]),
-                "frame_period_ms": float(self.metadata["frame_period_ms"][i]),
-                "frame_clock": None
-                if clock is None
-                else {
-                    "period_ms": float(clock.period_ms),
-                    "origin_ms": float(clock.origin_ms),
-                    "period_sd_ms": float(clock.period_sd_ms),
-                    "centre_tick": float(clock.centre_tick),
-                    "centre_sd_ms": float(clock.centre_sd_ms),
-                },
-                "time_per_row_identified": bool(pinned["time_per_row_identified"]),
-                "time_per_row_reason": pinned["reason"],
-                "readout_ms": float(values["readout_ms"]),
-                "readout_ms_sd": float(values["readout_ms_sd"]),
-            }
+        cameras = {
+            name: self._json_camera(i, params.sel(camera=camera), identifiability[camera])
+            for i, (camera, name) in enumerate(zip(self.cameras, names))
+        }
         return {
-            "reference": names[self.cameras.index(self.reference)],
+            "reference": names[self._index(self.reference)],
             "method": self.method,
             "cameras": cameras,
             "n_flashes": self.n_flashes,
@@ -432,32 +338,12 @@ class SyncResult:
 
     def save(self, path) -> None:
         """Write the InferenceData and metadata to a netCDF file atomically."""
-        idata = az.InferenceData(
-            attrs={"flashsync": json.dumps(self.metadata)},
-            **{group: getattr(self.idata, group) for group in self.idata.groups()},
-        )
-        atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
+        save_idata(path, self.idata, self.metadata)
 
     @classmethod
     def load(cls, path) -> SyncResult:
         """Result written by :meth:`save`."""
-        if not os.path.exists(path):
-            raise FlashsyncError(f"result file not found: {path}")
-        try:
-            with az.rc_context({"data.load": "eager"}):
-                idata = az.from_netcdf(os.fspath(path))
-            metadata = json.loads(idata.attrs["flashsync"])
-        except (OSError, ValueError, KeyError) as error:
-            raise FlashsyncError(f"cannot read sync result {path}: {error}") from error
-        groups = {}
-        for group in idata.groups():
-            ds = getattr(idata, group)
-            if "camera" in ds.coords:
-                ds = ds.assign_coords(camera=ds["camera"].values.astype(str))
-            if "event_camera" in ds:
-                ds["event_camera"] = ds["event_camera"].astype(str)
-            groups[group] = ds
-        return cls(az.InferenceData(**groups), metadata)
+        return cls(*load_idata(path))
 
     def __repr__(self) -> str:
         params = self.parameters()

@@ -9,9 +9,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io import video
 from flashsync_bayes.io.ffmpeg import ffmpeg_exe
-from flashsync_bayes.errors import FlashsyncError
 
 W, H, N = 96, 64, 30
 DROPPED = (5, 17)

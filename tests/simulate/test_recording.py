@@ -119,7 +119,7 @@ def test_decoded_frames_show_the_flash_band_at_the_true_edge(recording):
 def test_same_seed_same_truth_and_frames(tmp_path):
     first = simulate_recording(tmp_path / "a", CAMERAS[1:], FLASHES, 1.0, seed=5, progress=False)
     second = simulate_recording(tmp_path / "b", CAMERAS[1:], FLASHES, 1.0, seed=5, progress=False)
-    other = simulate_recording(tmp_path / "c", CAMERAS[1:], FLASHES, 1.0, seed=6, progress=False)
+    simulate_recording(tmp_path / "c", CAMERAS[1:], FLASHES, 1.0, seed=6, progress=False)
     assert first == second
     frames_a, pts_a, _ = decode(tmp_path / "a" / "cam0.mp4")
     frames_b, pts_b, _ = decode(tmp_path / "b" / "cam0.mp4")

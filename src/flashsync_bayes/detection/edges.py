@@ -10,6 +10,7 @@ from flashsync_bayes.detection.candidates import edge_candidates, quiet
 from flashsync_bayes.detection.evidence import Evidence
 from flashsync_bayes.detection.profiles import STEP_HALF_WIDTHS
 from flashsync_bayes.detection.settings import DetectorSettings
+from flashsync_bayes.shapes import power_of_two
 
 #: Rows a first free fit may move an anchor (see :func:`_centred_anchors`).
 MAX_CENTRING_ROWS = STEP_HALF_WIDTHS[1]
@@ -45,7 +46,7 @@ def _centred_anchors(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray
 def _padded(windows: np.ndarray, weights: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Fit windows and weights padded to a power-of-two count (at least 8): fits compile for few shapes."""
     n = windows.shape[0]
-    pad = ((0, max(8, 1 << (n - 1).bit_length()) - n), (0, 0))
+    pad = ((0, power_of_two(n, 8) - n), (0, 0))
     return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0))
 
 

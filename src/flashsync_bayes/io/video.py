@@ -22,11 +22,11 @@ Frame ``i`` of ``iter_luma`` has timestamp ``frame_times_ms(path)[i]``.
 from __future__ import annotations
 
 import os
-import re
 import queue
+import re
 import subprocess
-import threading
 import tempfile
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import NamedTuple

@@ -14,7 +14,6 @@ from flashsync_bayes.io.timestamps import video_rate
 from flashsync_bayes.simulate.camera import Camera, Flashes, leading_edges, stored_frame_times_ms
 from flashsync_bayes.simulate.scene import Scene, scene_layout
 
-
 REFERENCE_CLOCK_NOTE = (
     "Reference time of stored row r (fractional, readout order, frames not auto-rotated) of a frame: "
     "t_ref_ms = drift * sensor_time_ms + shift_ms + r * time_per_row_ms, "
