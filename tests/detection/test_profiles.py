@@ -51,6 +51,28 @@ def test_row_profiles_ignore_albedo_a_minority_of_moving_blocks_and_saturation()
     assert np.all(np.asarray(rows.upper[0]) >= np.asarray(rows.median[0]) - 1e-6)
 
 
+def test_row_profiles_count_light_above_the_video_black_and_its_white_as_saturated():
+    """Video-range codes (black 16, white 235) give the changes full-range codes give; white there saturates."""
+    rng = np.random.default_rng(2)
+    light = AMBIENT * rng.uniform(0.3, 1.0, size=(40, 64))
+    gain = np.linspace(0.0, 0.8, 40)[:, None]
+    full = np.stack([light, light * (1.0 + gain)])
+    full[:, :, -12:] = 255.0  # 3 blocks of clipped highlights
+    video_range = 16.0 + full * (219.0 / 255.0)
+    changes = {}
+    for name, codes, levels in [("full", full, profiles.FULL_RANGE), ("video", video_range, profiles.VIDEO_RANGE)]:
+        frames = jnp.asarray(np.round(codes).astype(np.uint8))
+        rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16, levels), levels, n_blocks=16, rank=4)
+        changes[name] = np.asarray(rows.upper[0])
+    expected = np.log1p(gain[:, 0])  # the saturated blocks count as no evidence, not as 0 change
+    np.testing.assert_allclose(changes["full"], expected, atol=0.03)
+    np.testing.assert_allclose(changes["video"], expected, atol=0.03)
+    # read as full range, the same video-range codes understate the change and miss the saturation
+    frames = jnp.asarray(np.round(video_range).astype(np.uint8))
+    rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
+    assert np.max(expected - np.asarray(rows.median[0])) > 0.05
+
+
 def ideal_change(camera: Camera, flashes: Flashes, n_frames: int = 24):
     """Row changes of a noise-free camera: flash light over ambient, frame by frame."""
     kept = np.ones(n_frames, bool)

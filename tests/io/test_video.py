@@ -146,6 +146,17 @@ def test_probe_skips_cover_art_and_reads_its_own_stream_block():
     info = video._parse_probe("x.mp4", text)
     assert (info.width, info.height, info.codec, info.frame_rate, info.rotation_deg) == (1920, 1080, "hevc", 30.0, 0)
     assert info.duration_ms == pytest.approx(62500.0)
+    assert not info.full_range  # the cover art's (pc) range is not the video's
+
+
+@pytest.mark.parametrize(
+    "pix_fmt, full",
+    [("yuv420p(progressive)", False), ("yuv420p(tv, bt709)", False), ("yuv420p10le(tv, bt2020nc/bt2020/smpte2084)", False),
+     ("yuvj420p(pc, bt470bg/unknown/unknown)", True), ("yuv420p(pc, bt709, progressive)", True), ("gray", True)],
+)  # fmt: skip
+def test_probe_reads_the_luma_range(pix_fmt, full):
+    text = f"Input #0, mov, from 'x.mp4':\n  Duration: 00:00:01.00\n  Stream #0:0: Video: h264 (High), {pix_fmt}, 640x360, 30 fps, 30 tbr\n"
+    assert video._parse_probe("x.mp4", text).full_range is full
 
 
 # ---------------------------------------------------------------------------------- frame times
@@ -294,6 +305,17 @@ def test_other_pixel_formats_give_8bit_luma(tmp_path, pix_fmt):
     frames = all_luma(path)
     assert frames.shape == (len(video.frame_times_ms(path)), H, W) and frames.dtype == np.uint8
     assert 0 < frames.mean() < 255
+    assert video.probe(path).full_range is (pix_fmt in ("yuvj420p", "gray"))
+
+
+@pytest.mark.parametrize("pix_fmt, black, white", [("yuv420p", 16, 235), ("yuvj420p", 0, 255)])
+def test_black_and_white_codes_follow_the_range_probe_reports(tmp_path, pix_fmt, black, white):
+    path = str(tmp_path / f"{pix_fmt}.mp4")
+    source = f"color=black:s={W}x{H}:r=25:d=0.2,drawbox=x=0:y=0:w={W // 2}:h={H}:color=white:t=fill"
+    ffmpeg("-f", "lavfi", "-i", source, "-c:v", "libx264", "-crf", "10", "-pix_fmt", pix_fmt, path)
+    frames = all_luma(path)
+    assert video.probe(path).full_range is (black == 0)
+    assert abs(int(frames.min()) - black) <= 1 and abs(int(frames.max()) - white) <= 1
 
 
 @pytest.mark.parametrize("kwargs", [{"width": 0}, {"width": W + 1}, {"chunk_frames": 0}])

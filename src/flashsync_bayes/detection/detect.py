@@ -55,9 +55,11 @@ def _cache_path(path: str, settings: DetectorSettings, cache_dir: str) -> str:
 def compute_profiles(path: str, settings: DetectorSettings, progress: bool = True) -> profiles.RowProfiles:
     """:class:`~flashsync_bayes.detection.profiles.RowProfiles` ``(n_frames, height)`` float32 of every decoded frame.
 
-    The first frame's changes are 0.
+    The first frame's changes are 0. Luma codes count from the video's black level (16 in video
+    range, 0 in full range; :class:`~flashsync_bayes.detection.profiles.LumaLevels`).
     """
     info = video.probe(path)
+    levels = profiles.FULL_RANGE if info.full_range else profiles.VIDEO_RANGE
     width = None if settings.width is None else min(settings.width, info.width)
     chunks = video.prefetch(video.iter_luma(path, chunk_frames=settings.chunk_frames, width=width))
     out, previous = [], None
@@ -69,8 +71,8 @@ def compute_profiles(path: str, settings: DetectorSettings, progress: bool = Tru
                 chunk = np.concatenate([chunk, pad])
             frames = jnp.asarray(chunk)
             if previous is None:
-                previous = profiles.first_state(frames[0], settings.n_blocks)
-            rows, last = profiles.chunk_profiles(frames, previous, n_blocks=settings.n_blocks, rank=settings.rank)
+                previous = profiles.first_state(frames[0], settings.n_blocks, levels)
+            rows, last = profiles.chunk_profiles(frames, previous, levels, n_blocks=settings.n_blocks, rank=settings.rank)
             previous = last if n == settings.chunk_frames else None
             out.append([np.asarray(field[:n]) for field in rows])
             bar.update(n)

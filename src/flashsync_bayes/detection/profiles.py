@@ -88,28 +88,45 @@ class RowProfiles(NamedTuple):
     lower: jax.Array
 
 
-#: Pixels this bright (grey level) are saturated; a block with more than :data:`MAX_SATURATED` of
-#: them saturated in either frame, or within :data:`SATURATED_MARGIN` rows of such a block (the
-#: soft, blooming border of a bright window), cannot follow the light: its change says nothing.
-SATURATED = 250
+class LumaLevels(NamedTuple):
+    """8-bit luma codes of black and of full white in a video.
+
+    Video ("tv", limited) range, which most camera and phone H.264/HEVC carry, puts black at 16 and
+    white at 235 (brighter "super-white" codes up to 255 are clipped highlights too); full ("pc",
+    JPEG) range at 0 and 255. Light is proportional to the code above black.
+    """
+
+    black: float
+    white: float
+
+
+FULL_RANGE = LumaLevels(0.0, 255.0)
+VIDEO_RANGE = LumaLevels(16.0, 235.0)
+#: Pixels above this share of the black-to-white span (250 of 255 in full range) are saturated; a
+#: block with more than :data:`MAX_SATURATED` of them saturated in either frame, or within
+#: :data:`SATURATED_MARGIN` rows of such a block (the soft, blooming border of a bright window),
+#: cannot follow the light: its change says nothing.
+SATURATED_SHARE = 0.98
 MAX_SATURATED = 0.05
 SATURATED_MARGIN = 2
 
 
-def block_log_changes(means, previous_means):
-    """Log ratios ``(n, rows, blocks)`` of block means to those of the frame before.
+def block_log_changes(means, previous_means, black):
+    """Log ratios ``(n, rows, blocks)`` of the light in block means to that of the frame before.
 
-    ``means`` are block means ``(n, rows, blocks)``; ``previous_means`` ``(rows, blocks)`` are
-    those of the frame before the first one. One grey level is added to both sides so that black
-    blocks stay finite.
+    ``means`` are block means ``(n, rows, blocks)`` (luma codes); ``previous_means`` ``(rows,
+    blocks)`` are those of the frame before the first one; the light is the code above ``black``.
+    One code is added to both sides so that black blocks stay finite.
     """
-    before = jnp.concatenate([previous_means[None], means[:-1]], axis=0)
-    return jnp.log((means + 1.0) / (before + 1.0))
+    light = jnp.maximum(means - black, 0.0)
+    before = jnp.concatenate([jnp.maximum(previous_means - black, 0.0)[None], light[:-1]], axis=0)
+    return jnp.log((light + 1.0) / (before + 1.0))
 
 
-def saturated_blocks(frames, previous_saturated, n_blocks: int):
+def saturated_blocks(frames, previous_saturated, n_blocks: int, levels: LumaLevels):
     """Blocks ``(n, rows, blocks)`` saturated in a frame or the one before, and the last frame's ``(rows, blocks)``."""
-    share = block_means(frames >= SATURATED, n_blocks) > MAX_SATURATED
+    threshold = levels.black + SATURATED_SHARE * (levels.white - levels.black)
+    share = block_means(frames >= threshold, n_blocks) > MAX_SATURATED
     rows = share.shape[1]
     padded = jnp.pad(share, ((0, 0), (SATURATED_MARGIN, SATURATED_MARGIN), (0, 0)))
     near = functools.reduce(jnp.logical_or, [padded[:, k : k + rows] for k in range(2 * SATURATED_MARGIN + 1)])
@@ -141,21 +158,23 @@ class BlockState(NamedTuple):
     saturated: jax.Array
 
 
-def first_state(frame, n_blocks: int) -> BlockState:
+def first_state(frame, n_blocks: int, levels: LumaLevels = FULL_RANGE) -> BlockState:
     """The :class:`BlockState` of a video's first frame ``(rows, width)``, to start with (its changes are then 0)."""
     frames = frame[None]
-    return BlockState(block_means(frames, n_blocks)[0], saturated_blocks(frames, jnp.zeros(frames.shape[1:2] + (n_blocks,), bool), n_blocks)[1])
+    no_saturation = jnp.zeros(frames.shape[1:2] + (n_blocks,), bool)
+    return BlockState(block_means(frames, n_blocks)[0], saturated_blocks(frames, no_saturation, n_blocks, levels)[1])
 
 
 @partial(jax.jit, static_argnames=("n_blocks", "rank"))
-def chunk_profiles(frames, state: BlockState, *, n_blocks: int, rank: int):
+def chunk_profiles(frames, state: BlockState, levels: LumaLevels = FULL_RANGE, *, n_blocks: int, rank: int):
     """Row profiles of a chunk of uint8 frames ``(n, rows, width)``: ``(RowProfiles, BlockState)``.
 
-    ``state`` is the previous chunk's (or :func:`first_state` for the first chunk).
+    ``state`` is the previous chunk's (or :func:`first_state` for the first chunk); ``levels``
+    the video's luma range (:data:`VIDEO_RANGE` for most encoded video).
     """
     means = block_means(frames, n_blocks)
-    saturated, last_saturated = saturated_blocks(frames, state.saturated, n_blocks)
-    profiles = row_profiles(block_log_changes(means, state.means), saturated, rank)
+    saturated, last_saturated = saturated_blocks(frames, state.saturated, n_blocks, levels)
+    profiles = row_profiles(block_log_changes(means, state.means, levels.black), saturated, rank)
     return profiles, BlockState(means[-1], last_saturated)
 
 

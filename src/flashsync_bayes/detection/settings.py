@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 #: Bumped whenever the cached row profiles would come out differently.
-PROFILE_FORMAT = 2
+PROFILE_FORMAT = 3
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,7 +52,10 @@ class VideoInfo(NamedTuple):
     ``frame_rate`` (Hz, nominal, see ``probe``); ``frame_period_ms`` (1000 / frame_rate);
     ``codec`` (ffmpeg's decoder name, e.g. "h264"); ``rotation_deg`` (0/90/180/270,
     counter-clockwise display rotation from the display matrix, recorded and never applied);
-    ``duration_ms`` (container duration, 10 ms resolution, NaN when unknown).
+    ``duration_ms`` (container duration, 10 ms resolution, NaN when unknown); ``full_range``
+    (luma codes span 0-255: "pc"/JPEG range, yuvj and gray formats; otherwise video range, black
+    at 16 and white at 235, which is what most camera and phone H.264/HEVC carry and what ffmpeg
+    assumes where the file does not say).
     """
 
     path: str
@@ -63,6 +66,7 @@ class VideoInfo(NamedTuple):
     codec: str
     rotation_deg: int
     duration_ms: float
+    full_range: bool = False
 
 
 def _check_file(path) -> str:
@@ -121,6 +125,11 @@ def _duration_ms(text: str) -> float:
     return 1000.0 * (3600 * int(m.group(1)) + 60 * int(m.group(2)) + float(m.group(3)))
 
 
+def _full_range(desc: str) -> bool:
+    """Whether a stream summary's pixel format holds full-range luma (``yuvj*``, ``gray*``, or ``(pc, ...)``)."""
+    return re.search(r"\b(?:yuvj\w*|gray\w*|\w+\((?:pc|jpeg)\b)", desc) is not None
+
+
 def _parse_probe(path: str, text: str) -> VideoInfo:
     """``VideoInfo`` from the stderr of ``ffmpeg -i FILE``."""
     if "Input #0" not in text:
@@ -142,6 +151,7 @@ def _parse_probe(path: str, text: str) -> VideoInfo:
         codec=re.match(r"\w+", desc).group(0),
         rotation_deg=_rotation_deg(block),
         duration_ms=_duration_ms(text),
+        full_range=_full_range(desc),
     )
 
 
