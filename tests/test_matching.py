@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import load_events, save_events, validate_events
-from flashsync_bayes.matching import match_events, match_pair
+from flashsync_bayes.matching import MatchSettings, match_events, match_pair
 from flashsync_bayes.simulate import Camera, Flashes, simulate_events
 
 
@@ -250,11 +250,11 @@ def test_match_pair_recovers_offset_and_drift_and_rejects_unrelated_times():
     y = np.sort(rng.uniform(0, 600e3, 80))
     x = np.sort(np.concatenate([1.0002 * y[10:] + 123456.0, rng.uniform(0, 900e3, 15)]))
     ones = np.ones
-    pair = match_pair(x, ones(x.size, int), y, ones(y.size, int), 3.0, 5e-4, 4)
+    pair = match_pair(x, ones(x.size, int), y, ones(y.size, int), MatchSettings(3.0, 5e-4, 4))
     assert pair.status == "linked" and pair.n_matched == 70
     assert pair.drift == pytest.approx(1.0002, abs=1e-9) and pair.shift_ms == pytest.approx(123456.0, abs=1e-3)
     unrelated = np.sort(rng.uniform(0, 600e3, 80))
-    assert match_pair(unrelated, ones(80, int), y, ones(80, int), 3.0, 5e-4, 4).status == "unlinked"
+    assert match_pair(unrelated, ones(80, int), y, ones(80, int), MatchSettings(3.0, 5e-4, 4)).status == "unlinked"
 
 
 @st.composite
