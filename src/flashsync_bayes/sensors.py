@@ -19,9 +19,6 @@ ROWS_RATIO_RANGE = (1.04, 2.0)
 
 #: Median ``L / R`` of the default prior: the first guess where nothing better is known.
 TYPICAL_ROWS_RATIO = 1.25
-#: Readout fractions ``R / L`` of real sensors lie between these (``L / R`` 1.04-2.2): a first guess
-#: of ``1 / TYPICAL_ROWS_RATIO`` misplaces a row's time by at most this share of the frame period.
-GUESS_ERROR_FRAMES = max(1.0 / TYPICAL_ROWS_RATIO - 1.0 / 2.2, 1.0 - 1.0 / TYPICAL_ROWS_RATIO)
 
 #: Beta(α, β) prior of the readout fraction ``R / L`` (the share of the frame period spent reading
 #: the stored rows). Its 5 % and 95 % quantiles are ``1 / 2.0`` and ``1 / 1.04``, i.e. 90 % of the

@@ -1,4 +1,4 @@
-"""Tests of matching.py against the event-level simulator's true flash indices."""
+"""Tests of matching.match_events against the event-level simulator's true flash indices."""
 
 import warnings
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import load_events, save_events, validate_events
-from flashsync_bayes.matching import match_events, match_pair
+from flashsync_bayes.matching import match_events
 from flashsync_bayes.simulate import Camera, Flashes, simulate_events
 
 
@@ -243,18 +243,6 @@ def test_known_total_rows_for_a_fast_readout_sensor():
     matched = match_quietly(events, total_rows={"cam1": 2160})
     assert_same_partition(matched)
     assert_mapping_accurate(matched, cameras, flash_ms)
-
-
-def test_match_pair_recovers_offset_and_drift_and_rejects_unrelated_times():
-    rng = np.random.default_rng(12)
-    y = np.sort(rng.uniform(0, 600e3, 80))
-    x = np.sort(np.concatenate([1.0002 * y[10:] + 123456.0, rng.uniform(0, 900e3, 15)]))
-    ones = np.ones
-    pair = match_pair(x, ones(x.size, int), y, ones(y.size, int), 3.0, 5e-4, 4)
-    assert pair.status == "linked" and pair.n_matched == 70
-    assert pair.drift == pytest.approx(1.0002, abs=1e-9) and pair.shift_ms == pytest.approx(123456.0, abs=1e-3)
-    unrelated = np.sort(rng.uniform(0, 600e3, 80))
-    assert match_pair(unrelated, ones(80, int), y, ones(80, int), 3.0, 5e-4, 4).status == "unlinked"
 
 
 @st.composite
