@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes.shapes import power_of_two
 from flashsync_bayes.simulate.camera import Camera, Flashes
 
 #: Exponential pulses are treated as over this many decay constants after they fire (e^-40 ≈ 4e-18).
@@ -132,7 +133,7 @@ def flash_window(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) ->
     Powers of two keep the number of compiled kernels small.
     """
     busiest = _events_per_frame(camera, flashes, frame_time_ms) if len(flashes) else 0
-    return 1 << max(busiest - 1, 0).bit_length()
+    return power_of_two(busiest)
 
 
 def _events_per_frame(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) -> int:
