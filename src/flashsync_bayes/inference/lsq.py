@@ -17,9 +17,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.linalg import lapack
 
 from flashsync_bayes.inference.problem import CameraPriors, Priors, Problem, camera_priors, prior_time_per_row
+from flashsync_bayes.joint_lsq import normal_equations, solve_blocks
 
 #: Smallest event-time noise σ (ms) the lsq step reports.
 MIN_SIGMA_MS = 1e-3
@@ -153,17 +153,6 @@ def _prior_equations(problem: Problem, priors: Priors, cols: _Columns, row_scale
     return prior_normal, prior_rhs
 
 
-def _normal_equations(index, weight, value, target, prior):
-    """Normal matrix ``(P, P)`` and right-hand side ``(P,)`` of weighted sparse rows plus the prior's."""
-    n_par = prior[0].shape[0]
-    normal = np.zeros((n_par + 1, n_par + 1))
-    pairs = weight[:, None, None] * value[:, :, None] * value[:, None, :]
-    np.add.at(normal, (index[:, :, None], index[:, None, :]), pairs)
-    rhs = np.zeros(n_par + 1)
-    np.add.at(rhs, index, (weight * target)[:, None] * value)
-    return normal[:n_par, :n_par] + prior[0], rhs[:n_par] + prior[1]
-
-
 def _leverage(design: _Design, n_cam_par: int, event_flash, camera_cov, gain, flash_var, weight) -> np.ndarray:
     """Leverage ``h_e = w_e v_eᵀ N⁻¹ v_e`` ``(E,)`` of each edge, from the blocks; the flash entry of ``v_e`` is -1."""
     fl = event_flash
@@ -202,8 +191,8 @@ def solve_lsq(problem: Problem, priors: Priors = Priors()) -> LsqSolution:
         gauss_newton = design.value.copy()
         gauss_newton[has_tpr, 2] = (y + residual / tpr[cam])[has_tpr] / design.row_scale
         target = design.target + np.where(has_tpr, residual, 0.0)
-        normal, rhs = _normal_equations(design.index, weight, gauss_newton, target, prior)
-        vector, camera_cov, gain, flash_var = _solve_blocks(normal, rhs, cols.n_camera)
+        normal, rhs = normal_equations(design.index, weight, gauss_newton, target, prior)
+        vector, camera_cov, gain, flash_var = solve_blocks(normal, rhs, cols.n_camera)
         residual = design.target - np.sum(np.append(vector, 0.0)[design.index] * design.value, axis=1)
         if iteration == LSQ_ITERATIONS:
             break
@@ -248,40 +237,6 @@ def _solution(cols: _Columns, blocks, flash_var, sigma, residual, dof) -> LsqSol
         residual_ms=-residual,
         dof=dof,
     )
-
-
-def _solve_blocks(normal: np.ndarray, rhs: np.ndarray, k: int):
-    """Solution ``(P,)`` of the normal equations with K camera and F flash unknowns, by the Schur complement.
-
-    The flash-flash block is diagonal (each edge sees one flash), so only the K x K Schur
-    complement is factorised. Returns (solution, camera covariance ``(K, K)``, flash gain
-    ``(F, K)`` = D⁻¹Bᵀ, conditional flash variances ``(F,)`` = 1/D).
-    """
-    a, b, d = normal[:k, :k], normal[:k, k:], np.diag(normal[k:, k:]).copy()
-    d_inv = 1.0 / d
-    gain = (b * d_inv[None, :]).T
-    schur = a - b @ gain
-    camera_cov = _spd_inverse(0.5 * (schur + schur.T))
-    camera = camera_cov @ (rhs[:k] - gain.T @ rhs[k:])
-    flash = d_inv * rhs[k:] - gain @ camera
-    return np.concatenate([camera, flash]), camera_cov, gain, d_inv
-
-
-def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive (semi)definite matrix: Jacobi-scaled Cholesky, pseudo-inverse if singular.
-
-    Cholesky (LAPACK potrf/potri) rather than an eigen-decomposition: it is many times faster and
-    far less sensitive to BLAS threads competing for a busy CPU.
-    """
-    scale = 1.0 / np.sqrt(np.maximum(np.diag(matrix), 1e-300))
-    scaled = matrix * np.outer(scale, scale)
-    factor, info = lapack.dpotrf(scaled, lower=True)
-    if info == 0:
-        inverse, info = lapack.dpotri(factor, lower=True)
-        if info == 0:
-            inverse = np.tril(inverse) + np.tril(inverse, -1).T
-            return inverse * np.outer(scale, scale)
-    return np.linalg.pinv(matrix, hermitian=True)
 
 
 def _common_sigma(residual, row_variance, robust, dof) -> float:
@@ -348,7 +303,7 @@ def lsq_factor(solution: LsqSolution) -> np.ndarray:
     """Lower-triangular factor ``(P, P)`` of the covariance of all packed lsq unknowns (cameras first).
 
     Given the camera unknowns θ the flash times are independent, ``ψ = ψ̂ - G (θ - θ̂) + sqrt(v) z``
-    (:func:`_solve_blocks`), so the factor is ``[[L, 0], [-G L, diag(sqrt(v))]]`` with ``L`` the
+    (:func:`~flashsync_bayes.joint_lsq.solve_blocks`), so the factor is ``[[L, 0], [-G L, diag(sqrt(v))]]`` with ``L`` the
     camera covariance's Cholesky factor: exact, and stable even though every flash time is almost
     fixed by the cameras.
     """

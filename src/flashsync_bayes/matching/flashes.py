@@ -14,6 +14,7 @@ import numpy as np
 from flashsync_bayes.matching.edges import LeadingEdges, camera_order
 from flashsync_bayes.matching.mappings import Mappings
 from flashsync_bayes.matching.pairwise import MatchSettings, PairMatch, match_pair
+from flashsync_bayes.matching.refit import refit_cameras
 
 #: The tolerance never shrinks below this after refitting (ms).
 MIN_TOLERANCE_MS = 0.25
@@ -79,13 +80,6 @@ def leave_one_out_means(times_ms, labels) -> np.ndarray:
     return out
 
 
-def subtract_group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Rows of ``values`` (n, k) minus the mean of their group's rows (groups 0..m-1), shape (n, k)."""
-    counts = np.bincount(groups)
-    sums = np.stack([np.bincount(groups, values[:, j], minlength=counts.size) for j in range(values.shape[1])], axis=1)
-    return values - (sums / counts[:, None])[groups]
-
-
 def residual_scale(times_ms, labels, camera, n_cameras) -> float:
     """Largest per-camera robust standard deviation (ms) of events about their flash's other members; 0 if none."""
     residual = times_ms - leave_one_out_means(times_ms, labels)
@@ -95,90 +89,6 @@ def residual_scale(times_ms, labels, camera, n_cameras) -> float:
         if r.size >= 5:
             scales.append(1.4826 * float(np.median(np.abs(r - np.median(r)))))
     return max(scales)
-
-
-def flash_design(p, r, cam, flash, n_cameras, root) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(data (n, k), target (n,), columns (k,), p_mean (C,))``: least-squares rows with the flash times eliminated.
-
-    Unknowns are ``(drift, shift at the camera's mean frame time p_mean, time_per_row_ms)`` of every
-    camera with events (column ``3 * c + j``), the reference's time per row only; each event's row
-    and target have its flash's mean subtracted.
-    """
-    cameras = np.unique(cam)
-    p_mean = np.zeros(n_cameras)
-    p_mean[cameras] = [p[cam == c].mean() for c in cameras]
-    design = np.zeros((p.size, 3 * n_cameras))
-    rows = np.arange(p.size)
-    design[rows, 3 * cam] = p - p_mean[cam]
-    design[rows, 3 * cam + 1] = 1.0
-    design[rows, 3 * cam + 2] = r
-    fixed = np.where(cam == root, p, 0.0)
-    columns = np.array([3 * c + k for c in cameras for k in range(3) if c != root or k == 2])
-    _, groups = np.unique(flash, return_inverse=True)
-    data = subtract_group_means(design[:, columns], groups)
-    target = -subtract_group_means(fixed[:, None], groups)[:, 0]
-    return data, target, columns, p_mean
-
-
-def camera_priors(p, cam, columns, p_mean, mappings: Mappings, root, row_scales) -> tuple[np.ndarray, list]:
-    """``(rows (m, k), targets (m,))`` of weak priors holding each camera with events near ``mappings``."""
-    prior, prior_target = [], []
-    for c in np.unique(cam):
-        span = max(float(np.ptp(p[cam == c])), 1000.0)
-        weights = (0.1 * span, 1e-3, 0.1 * row_scales[c])
-        drift, shift_ms, time_per_row_ms = mappings.at(c)
-        current = (drift, shift_ms + drift * p_mean[c], time_per_row_ms)
-        for k in range(3) if c != root else (2,):
-            line = np.zeros(columns.size)
-            line[np.flatnonzero(columns == 3 * c + k)] = weights[k]
-            prior.append(line)
-            prior_target.append(weights[k] * current[k])
-    return np.asarray(prior), prior_target
-
-
-def solve_scaled(data, target, prior, prior_target) -> np.ndarray:
-    """Least-squares solution (k,) of the data and prior rows, solved with columns scaled to unit norm."""
-    matrix = np.vstack([data, prior])
-    scale = np.maximum(np.sqrt(np.sum(matrix**2, axis=0)), 1e-300)
-    matrix = matrix / scale
-    rhs = np.concatenate([target, prior_target])
-    return np.linalg.lstsq(matrix.T @ matrix, matrix.T @ rhs, rcond=None)[0] / scale
-
-
-def unpack_solution(fitted: Mappings, solution, columns, cameras, p_mean, root, max_slope) -> Mappings:
-    """``fitted`` with the solved ``cameras``' mappings, drift clipped to ``1 ± max_slope``; the root keeps 1, 0."""
-    theta = np.zeros(3 * fitted.n_cameras)
-    theta[columns] = solution
-    for c in cameras:
-        drift = 1.0 if c == root else 1.0 + float(np.clip(theta[3 * c] - 1.0, -max_slope, max_slope))
-        shift = 0.0 if c == root else float(theta[3 * c + 1] - drift * p_mean[c])
-        fitted = fitted.with_camera(c, drift, shift, theta[3 * c + 2])
-    return fitted
-
-
-def refit_cameras(frame_time_ms, row, camera, flash, mappings: Mappings, root, row_scales, max_slope) -> Mappings:
-    """Mappings refitted so each flash's mapped times (events (n,), flash ids (n,)) agree.
-
-    Least squares over all cameras at once (the flash times eliminated), the reference keeping
-    drift 1 and shift 0; weak priors hold each camera near ``mappings`` where the flashes cannot
-    tell (few events, or time per row traded against shift when frame phases are locked). One pass
-    drops events far from their flash and refits. Cameras without flashes keep their mapping.
-    """
-    fitted = mappings
-    keep = flash >= 0
-    for _ in range(2):
-        sel = np.flatnonzero(keep)
-        if sel.size == 0:
-            return mappings
-        cam, p, r = camera[sel], frame_time_ms[sel], row[sel]
-        data, target, columns, p_mean = flash_design(p, r, cam, flash[sel], mappings.n_cameras, root)
-        prior, prior_target = camera_priors(p, cam, columns, p_mean, mappings, root, row_scales)
-        solution = solve_scaled(data, target, prior, prior_target)
-        residual = data @ solution - target
-        spread = 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        fitted = unpack_solution(fitted, solution, columns, np.unique(cam), p_mean, root, max_slope)
-        keep[sel] = np.abs(residual) <= max(5.0 * spread, 1e-3)
-    return fitted
 
 
 def settle_flashes(
