@@ -18,6 +18,7 @@ import numpy as np
 
 from flashsync_bayes.shapes import power_of_two
 from flashsync_bayes.simulate.camera import Camera, Flashes
+from flashsync_bayes.timing import reference_time_ms
 
 #: Exponential pulses are treated as over this many decay constants after they fire (e^-40 ≈ 4e-18).
 PULSE_SPAN_DECAYS = 40.0
@@ -138,9 +139,9 @@ def flash_window(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) ->
 
 def _events_per_frame(camera: Camera, flashes: Flashes, frame_time_ms: np.ndarray) -> int:
     """Most events that any frame's exposure span (plus pulse tails) overlaps."""
-    first_start = camera.drift * frame_time_ms + camera.shift_ms
-    last_end = camera.drift * (frame_time_ms + (camera.height - 1) * camera.line_period_ms + camera.exposure_ms)
-    last_end = last_end + camera.shift_ms
+    first_start = reference_time_ms(frame_time_ms, 0.0, camera.drift, camera.shift_ms, 0.0)
+    last_row_ms = camera.drift * camera.line_period_ms
+    last_end = reference_time_ms(frame_time_ms + camera.exposure_ms, camera.height - 1, camera.drift, camera.shift_ms, last_row_ms)
     finite = np.isfinite(flashes.decay_ms)
     tail = PULSE_SPAN_DECAYS * float(flashes.decay_ms[finite].max()) if finite.any() else 0.0
     lo = np.searchsorted(flashes.time_ms, first_start - tail, side="left")
