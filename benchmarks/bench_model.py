@@ -82,17 +82,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["4x20", "16x200"])
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--cache", help="JAX compilation cache directory (see inference.enable_compilation_cache)")
+    parser.add_argument("--cache", help="JAX compilation cache directory (see compile_cache.enable_compilation_cache)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         n_cameras, n_flashes = map(int, args.one.split("x"))
         start = time.perf_counter()
+        import flashsync_bayes.compile_cache
         import flashsync_bayes.inference  # (import cost reported separately)
         import flashsync_bayes.result  # noqa: F401
 
         if args.cache:
-            flashsync_bayes.inference.enable_compilation_cache(args.cache)
+            flashsync_bayes.compile_cache.enable_compilation_cache(args.cache)
         imported = time.perf_counter() - start
         rows = run_size(n_cameras, n_flashes, args.samples)
         for row in rows:

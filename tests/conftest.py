@@ -20,6 +20,9 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=10, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# in-process CLI runs must not write JAX's compilation cache into the user's home
+# (tests/test_cli.py checks the default in a subprocess with its own cache directory)
+os.environ.setdefault("FLASHSYNC_NO_COMPILE_CACHE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,26 @@ def test_bad_input_is_one_line_and_nonzero(argv, message, tmp_path, capsys, monk
     assert err.count("\n") == 1 and err.startswith("flashsync: error:")
     assert message in err
     assert "Traceback" not in err
+
+
+def test_compile_cache_is_on_by_default_with_an_opt_out(recording, tmp_path):
+    """A new ``flashsync`` process keeps its JAX compilations in the user's cache directory."""
+    import subprocess
+    import sys
+
+    from flashsync_bayes.cli import build_parser, use_compile_cache
+
+    outdir, _ = recording
+    env = {k: v for k, v in os.environ.items() if k != "FLASHSYNC_NO_COMPILE_CACHE"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "user-cache")
+    command = [sys.executable, "-m", "flashsync_bayes.cli", "detect", str(outdir / "cam1.mp4"), "-o", str(tmp_path / "e.nc"),
+               "--no-progress", "--no-cache"]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    assert os.listdir(tmp_path / "user-cache" / "flashsync_bayes" / "jax")
+    parser = build_parser()
+    videos = ["sync", "a.mp4", "b.mp4"]
+    assert use_compile_cache(parser.parse_args(videos), {})
+    assert not use_compile_cache(parser.parse_args(videos + ["--no-compile-cache"]), {})
+    assert not use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "1"})
+    assert use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "0"})
+    assert not use_compile_cache(parser.parse_args(["simulate", "--outdir", "x"]), {})

@@ -10,6 +10,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
+from flashsync_bayes.compile_cache import enable_compilation_cache  # noqa: E402
 from flashsync_bayes.detection import DetectorSettings, detect_events  # noqa: E402
 from flashsync_bayes.errors import FlashsyncError  # noqa: E402
 from flashsync_bayes.events import load_events, save_events  # noqa: E402
@@ -23,6 +24,7 @@ __all__ = [
     "SyncResult",
     "__version__",
     "detect_events",
+    "enable_compilation_cache",
     "fit",
     "load_events",
     "match_events",

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from flashsync_bayes import compile_cache
 from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference import METHODS, NUTS
@@ -227,10 +228,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compile_cache(parser: argparse.ArgumentParser) -> None:
+    """The opt-out of JAX's persistent compilation cache (on by default; see :mod:`flashsync_bayes.compile_cache`)."""
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help=f"do not keep compiled kernels in {compile_cache.default_directory()} (also: {compile_cache.OPT_OUT_VARIABLE}=1)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    """Options shared by detect and sync: cache, overwrite, progress."""
+    """Options shared by detect and sync: caches, overwrite, progress."""
     parser.add_argument("--cache-dir", help="keep row profiles here (default: .flashsync-cache beside the output)")
     parser.add_argument("--no-cache", action="store_true", help="do not cache row profiles")
+    _add_compile_cache(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -316,6 +327,7 @@ def _add_demo(commands) -> None:
     dem.add_argument("--method", choices=METHODS, default=NUTS, help="inference (default bayes)")
     dem.add_argument("--outdir", help="keep the simulated videos here (default: a temporary directory)")
     dem.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_compile_cache(dem)
     dem.set_defaults(run=_demo)
 
 
@@ -334,10 +346,17 @@ def _warn_in_one_line(message, category, filename, lineno, file=None, line=None)
     print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+def use_compile_cache(args: argparse.Namespace, environ=os.environ) -> bool:
+    """Whether this command keeps JAX compilations on disk: commands that compile, unless opted out."""
+    return not getattr(args, "no_compile_cache", True) and not compile_cache.opted_out(environ)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``flashsync`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code (0 ok, 2 error)."""
     try:
         args = build_parser().parse_args(argv)
+        if use_compile_cache(args):
+            compile_cache.enable_compilation_cache()
         with warnings.catch_warnings():
             warnings.showwarning = _warn_in_one_line
             return args.run(args)

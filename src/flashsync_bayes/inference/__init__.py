@@ -13,7 +13,6 @@ from flashsync_bayes.inference.fit import (
     METHODS,
     NUTS,
     Posterior,
-    enable_compilation_cache,
     fit,
 )
 from flashsync_bayes.inference.lsq import LsqSolution, solve_lsq
@@ -35,7 +34,6 @@ __all__ = [
     "Posterior",
     "Priors",
     "Problem",
-    "enable_compilation_cache",
     "fit",
     "model_data",
     "prepare_problem",

@@ -10,7 +10,6 @@ Each method is a function in :data:`SAMPLERS` with the same arguments, returning
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -189,18 +188,3 @@ def fit(
     draws["flash_time_ms"] = derived["flash_time_ms"][:, :n_flash].reshape(shape + (n_flash,))
     say("done")
     return Posterior(problem, method, priors, draws, out.sample_stats, loglik[:, :n_ev].reshape(shape + (n_ev,)))
-
-
-def enable_compilation_cache(directory=None) -> str:
-    """Directory (str) of JAX's persistent compilation cache, which this call turns on for the process.
-
-    Compiling the sampler takes seconds (NUTS ~6 s, Laplace ~7 s on two busy cores); with the
-    cache a new process reuses earlier compilations of the same padded shapes (~1-2 s). Opt-in,
-    because it changes JAX's process-wide configuration; default directory
-    ``~/.cache/flashsync_bayes/jax``.
-    """
-    directory = os.fspath(directory or os.path.join(os.path.expanduser("~"), ".cache", "flashsync_bayes", "jax"))
-    os.makedirs(directory, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    return directory
