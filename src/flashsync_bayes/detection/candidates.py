@@ -18,6 +18,10 @@ from flashsync_bayes.detection.settings import DetectorSettings
 #: step (so half of it): a flash lights at least its exposure's rows (1 ms at 24 fps with the
 #: least blanking: 2.5 % of the rows), a moving object's edge a few.
 MIN_BAND = 0.04
+#: A step counts as a leading edge only if it reaches this share of the frame's strongest step of
+#: its polarity: faint structure above a flash's edge (a glow, a slow change of the light, residual
+#: flicker) must not take its place, while a flash at least this strong as a moving edge below it is kept.
+MIN_STEP_SHARE = 0.25
 #: Rows within which an opposite step in the next frame counts as the same pulse's return.
 RETURN_ROWS = 16
 #: A candidate with another of its polarity this many frames away and this share of the rows
@@ -28,7 +32,8 @@ TRACK_ROWS = 0.05
 def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, half_width: int, gain: float, settings):
     """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
 
-    Strong: the box step exceeds half the ``threshold`` and the median of the rows below it lies
+    Strong: the box step exceeds half the ``threshold`` and :data:`MIN_STEP_SHARE` of the frame's
+    strongest step of that polarity, and the median of the rows below it lies
     that much beyond the rows above (so a thin bright line, e.g. a moving object's edge, is no
     step). Quiet: within ``quiet_fraction`` of the step's gain of no change, or of the frame's ambient
     ``gain`` change. None when there is no such step or the rows above it changed too (the band
@@ -38,12 +43,13 @@ def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, h
     (:func:`~flashsync_bayes.detection.profiles.box_step`).
     """
     steps = polarity * box_row
-    strong = np.flatnonzero(steps > 0.5 * threshold)
+    level = max(0.5 * threshold, MIN_STEP_SHARE * float(steps.max(initial=0.0)))
+    strong = np.flatnonzero(steps > level)
     if strong.size == 0:
         return None
     first = strong[0]
     run_end = first
-    while run_end + 1 < steps.size and steps[run_end + 1] > 0.5 * threshold:
+    while run_end + 1 < steps.size and steps[run_end + 1] > level:
         run_end += 1
     run = steps[first : run_end + 1]
     anchor = first + int(np.argmax(run >= 0.5 * run.max()))
