@@ -114,24 +114,31 @@ def test_bad_input_is_one_line_and_nonzero(argv, message, tmp_path, capsys, monk
     assert "Traceback" not in err
 
 
-def test_compile_cache_is_on_by_default_with_an_opt_out(recording, tmp_path):
-    """A new ``flashsync`` process keeps its JAX compilations in the user's cache directory."""
-    import subprocess
-    import sys
+def test_compile_cache_is_on_by_default_with_an_opt_out(tmp_path, monkeypatch, capsys):
+    """``flashsync`` turns JAX's persistent compilation cache on (in the user's cache directory) unless told not to."""
+    import jax
 
-    from flashsync_bayes.cli import build_parser, use_compile_cache
+    from flashsync_bayes import cli, compile_cache
 
-    outdir, _ = recording
-    env = {k: v for k, v in os.environ.items() if k != "FLASHSYNC_NO_COMPILE_CACHE"}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "user-cache")
-    command = [sys.executable, "-m", "flashsync_bayes.cli", "detect", str(outdir / "cam1.mp4"), "-o", str(tmp_path / "e.nc"),
-               "--no-progress", "--no-cache"]  # fmt: skip
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    assert os.listdir(tmp_path / "user-cache" / "flashsync_bayes" / "jax")
-    parser = build_parser()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    directory = compile_cache.default_directory()
+    assert directory == str(tmp_path / "user-cache" / "flashsync_bayes" / "jax")
+    before = jax.config.jax_compilation_cache_dir
+    try:  # restored before anything compiles, so the rest of the session is unaffected
+        assert compile_cache.enable_compilation_cache() == directory and os.path.isdir(directory)
+        assert jax.config.jax_compilation_cache_dir == directory
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    calls = []
+    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: calls.append(1))
+    monkeypatch.delenv("FLASHSYNC_NO_COMPILE_CACHE")
+    assert cli.main(["detect", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "e.nc")]) == 2
+    assert cli.main(["detect", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "e.nc"), "--no-compile-cache"]) == 2
+    assert calls == [1]
+    parser = cli.build_parser()
     videos = ["sync", "a.mp4", "b.mp4"]
-    assert use_compile_cache(parser.parse_args(videos), {})
-    assert not use_compile_cache(parser.parse_args(videos + ["--no-compile-cache"]), {})
-    assert not use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "1"})
-    assert use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "0"})
-    assert not use_compile_cache(parser.parse_args(["simulate", "--outdir", "x"]), {})
+    assert cli.use_compile_cache(parser.parse_args(videos), {})
+    assert not cli.use_compile_cache(parser.parse_args(videos + ["--no-compile-cache"]), {})
+    assert not cli.use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "1"})
+    assert cli.use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "0"})
+    assert not cli.use_compile_cache(parser.parse_args(["simulate", "--outdir", "x"]), {})
