@@ -142,3 +142,12 @@ def test_compile_cache_is_on_by_default_with_an_opt_out(tmp_path, monkeypatch, c
     assert not cli.use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "1"})
     assert cli.use_compile_cache(parser.parse_args(videos), {"FLASHSYNC_NO_COMPILE_CACHE": "0"})
     assert not cli.use_compile_cache(parser.parse_args(["simulate", "--outdir", "x"]), {})
+
+
+def test_version(capsys):
+    from flashsync_bayes import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"flashsync {__version__}"

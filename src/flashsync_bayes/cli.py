@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from flashsync_bayes import compile_cache
+from flashsync_bayes import __version__, compile_cache
 from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference import METHODS, NUTS
@@ -334,6 +334,7 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``flashsync`` argument parser with one subparser per subcommand."""
     parser = _Parser(prog=PROG, description="Synchronize rolling-shutter videos from camera flashes.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     for add in (_add_simulate, _add_detect, _add_sync, _add_demo):
