@@ -52,13 +52,15 @@ def _cache_path(path: str, settings: DetectorSettings, cache_dir: str) -> str:
     return os.path.join(cache_dir, f"{stem}.{digest}.profiles.npz")
 
 
-def compute_profiles(path: str, settings: DetectorSettings, progress: bool = True) -> profiles.RowProfiles:
+def compute_profiles(
+    path: str, settings: DetectorSettings, progress: bool = True, info: video.VideoInfo | None = None
+) -> profiles.RowProfiles:
     """:class:`~flashsync_bayes.detection.profiles.RowProfiles` ``(n_frames, height)`` float32 of every decoded frame.
 
-    The first frame's changes are 0. Luma codes count from the video's black level (16 in video
+    The first frame's changes are 0; ``info`` is the video's probe when the caller has it. Luma codes count from the video's black level (16 in video
     range, 0 in full range; :class:`~flashsync_bayes.detection.profiles.LumaLevels`).
     """
-    info = video.probe(path)
+    info = info or video.probe(path)
     levels = profiles.FULL_RANGE if info.full_range else profiles.VIDEO_RANGE
     width = None if settings.width is None else min(settings.width, info.width)
     chunks = video.prefetch(video.iter_luma(path, chunk_frames=settings.chunk_frames, width=width))
@@ -82,15 +84,22 @@ def compute_profiles(path: str, settings: DetectorSettings, progress: bool = Tru
 
 
 def video_profiles(
-    path: str, settings: DetectorSettings, cache_dir: str | None = None, progress: bool = True
+    path: str,
+    settings: DetectorSettings,
+    cache_dir: str | None = None,
+    progress: bool = True,
+    info: video.VideoInfo | None = None,
 ) -> tuple[np.ndarray, profiles.RowProfiles]:
-    """``(frame_time_ms (n,), RowProfiles (n, height))`` of a video, from the cache when valid."""
+    """``(frame_time_ms (n,), RowProfiles (n, height))`` of a video, from the cache when valid.
+
+    ``info`` is the video's :func:`~flashsync_bayes.io.video.probe`, when the caller has it (else probed here).
+    """
     cache_file = _cache_path(path, settings, cache_dir) if cache_dir else None
     if cache_file and os.path.exists(cache_file):
         with np.load(cache_file) as cached:
             return cached["frame_time_ms"], profiles.RowProfiles(*(cached[f] for f in profiles.RowProfiles._fields))
     frame_time_ms = video.frame_times_ms(path)
-    rows = compute_profiles(path, settings, progress)
+    rows = compute_profiles(path, settings, progress, info)
     if rows.median.shape[0] != frame_time_ms.size:
         raise FlashsyncError(
             f"{path}: decoded {rows.median.shape[0]} frames but the container lists {frame_time_ms.size} timestamps"
@@ -135,7 +144,7 @@ def detect_events(
     columns = {name: [] for name in ("event_camera", "frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")}
     for label, path in tqdm(list(zip(labels, paths)), desc="videos", unit="video", disable=not progress or len(paths) < 2):
         info = video.probe(path)
-        frame_time_ms, rows = video_profiles(path, settings, cache_dir, progress)
+        frame_time_ms, rows = video_profiles(path, settings, cache_dir, progress, info)
         clock = estimate_frame_clock(frame_time_ms)
         evidence, flicker = flash_evidence(rows, tick_numbers(frame_time_ms, clock), settings)
         edges = find_edges(evidence, settings)
