@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -66,15 +67,26 @@ def demo_setup(seed: int, duration_s: float = 10.0, n_flashes: int = 10):
     return sized, flashes
 
 
-def run_demo(outdir: str, seed: int = 1, method: str = NUTS, progress: bool = True) -> str:
-    """Simulate, synchronize and return a printable report of the errors against the truth."""
+def shared_flashes(truth: dict) -> int:
+    """Number of simulated flashes whose leading edge is stored in at least two cameras' videos (truth)."""
+    seen = Counter()
+    for camera in truth["cameras"].values():
+        seen.update({edge["flash"] for edge in camera["edges"] if edge["status"] == "stored"})
+    return sum(1 for count in seen.values() if count >= 2)
+
+
+def run_demo(outdir: str, seed: int = 1, method: str = NUTS, progress: bool = True, overwrite: bool = False) -> str:
+    """Simulate into ``outdir`` (existing videos there only replaced with ``overwrite``), synchronize, report the errors."""
     duration_s = 12.0
     cameras, flashes = demo_setup(seed, duration_s, n_flashes=16)
-    truth = simulate_recording(outdir, cameras, flashes, duration_s, seed, progress=progress, overwrite=True)
+    truth = simulate_recording(outdir, cameras, flashes, duration_s, seed, progress=progress, overwrite=overwrite)
     paths = {name: os.path.join(outdir, name) for name in truth["cameras"]}
     result = synchronize(list(paths.values()), method=method, seed=seed, progress=progress)
     errors = sync_errors(result, truth, paths)
-    lines = [f"demo: {len(cameras)} cameras, {len(flashes)} flashes, {duration_s:g} s, method {method}"]
+    lines = [
+        f"demo: {len(cameras)} cameras, {len(flashes)} flashes simulated ({shared_flashes(truth)} of them seen by two or "
+        f"more cameras; the fit used {result.n_flashes}), {duration_s:g} s, method {method}"
+    ]
     lines.append(f"{'camera':<10} {'size':>9} {'fps':>5} {'RMS error ms':>13} {'max error ms':>13} {'mean sd ms':>11}")
     all_errors, all_sds = [], []
     for name, camera in truth["cameras"].items():

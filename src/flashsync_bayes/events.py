@@ -17,7 +17,7 @@ import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io.files import atomic_write
-from flashsync_bayes.timing import FrameClock
+from flashsync_bayes.timing import FrameClock, estimate_frame_clock
 
 CAMERA_VARIABLES = {
     "path": str,
@@ -159,11 +159,14 @@ def clock_columns(clocks: Sequence[FrameClock | None]) -> dict[str, tuple[str, n
 
 
 def frame_clocks(events: xr.Dataset) -> list[FrameClock | None]:
-    """Per camera the frame clock stored in the events, None where absent or irregular.
+    """Per camera the frame clock stored in the events, None where irregular.
 
-    Datasets that carry only ``clock_origin_ms`` and ``clock_period_ms`` (older files, other
-    detectors) get clocks without uncertainty.
+    Datasets that carry only ``clock_origin_ms`` and ``clock_period_ms`` (older files) get clocks
+    without uncertainty. Datasets without clock variables (other detectors) get the clock the
+    events' own frame times imply (:func:`sparse_frame_clocks`).
     """
+    if CLOCK_VARIABLES["origin_ms"] not in events:
+        return sparse_frame_clocks(events)
     n = events.sizes["camera"]
     columns = {}
     for field, variable in CLOCK_VARIABLES.items():
@@ -180,24 +183,45 @@ def frame_clocks(events: xr.Dataset) -> list[FrameClock | None]:
 
 
 
+def sparse_frame_clocks(events: xr.Dataset) -> list[FrameClock | None]:
+    """Per camera the regular clock behind its events' frame times (ms), None where they do not imply one.
+
+    Events are sparse (the frames with flashes, seconds to minutes apart, with rounding and dropped
+    frames between them), so the search starts from the camera's nominal ``frame_period_ms``.
+    """
+    labels = [str(c) for c in events["camera"].values]
+    owner = event_camera_indices(labels, events["event_camera"].values)
+    times = np.asarray(events["frame_time_ms"].values, dtype=np.float64)
+    periods = np.asarray(events["frame_period_ms"].values, dtype=np.float64)
+    return [estimate_frame_clock(np.unique(times[owner == c]), periods[c]) for c in range(len(labels))]
+
+
 def save_events(ds: xr.Dataset, path: str | os.PathLike) -> None:
     """Write an events dataset to netCDF (h5netcdf) atomically."""
     validate_events(ds)
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
-def load_events(path: str | os.PathLike) -> xr.Dataset:
-    """Read an events dataset written by :func:`save_events`."""
-    if not os.path.exists(path):
-        raise FlashsyncError(f"events file not found: {path}")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as opened:
-            ds = opened.load()
-    except (OSError, ValueError) as error:
-        raise FlashsyncError(f"cannot read events file {path}: {error}") from error
+def with_string_labels(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its label variables (camera, path, event_camera, edge) as str, as netCDF may return them as bytes/objects."""
     for name, dtype in {**CAMERA_VARIABLES, **EVENT_VARIABLES}.items():
         if name in ds and dtype is str:
             ds[name] = ds[name].astype(str)
     if "camera" in ds.coords:
         ds = ds.assign_coords(camera=ds["camera"].astype(str))
-    return validate_events(ds)
+    return ds
+
+
+def load_events(path: str | os.PathLike) -> xr.Dataset:
+    """Read an events dataset written by :func:`save_events`, or the events kept in a saved sync result."""
+    if not os.path.exists(path):
+        raise FlashsyncError(f"events file not found: {path}")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as opened:
+            ds = opened.load()
+        if "event_camera" not in ds and "flashsync" in ds.attrs:  # a result of `flashsync sync --output`
+            with xr.open_dataset(path, engine="h5netcdf", group="events") as opened:
+                ds = opened.load()
+    except (OSError, ValueError) as error:
+        raise FlashsyncError(f"cannot read events file {path}: {' '.join(str(error).split())}") from error
+    return validate_events(with_string_labels(ds))

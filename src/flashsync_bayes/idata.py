@@ -15,8 +15,9 @@ with warnings.catch_warnings():
     import arviz as az
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import atomic_write
+from flashsync_bayes.events import with_string_labels
 from flashsync_bayes.inference import CAMERA_VARIABLES, Posterior
+from flashsync_bayes.io.files import atomic_write
 
 InferenceData = az.InferenceData
 
@@ -58,34 +59,34 @@ def inference_data(posterior: Posterior) -> az.InferenceData:
     )
 
 
-def save_idata(path, idata: az.InferenceData, metadata: Mapping) -> None:
-    """Write InferenceData with JSON ``metadata`` (attribute ``flashsync``) to a netCDF file atomically."""
-    copy = az.InferenceData(
-        attrs={"flashsync": json.dumps(dict(metadata))},
-        **{group: getattr(idata, group) for group in idata.groups()},
-    )
+#: netCDF group of a saved result that holds the events dataset it was fitted to.
+EVENTS_GROUP = "events"
+
+
+def save_idata(path, idata: az.InferenceData, metadata: Mapping, events: xr.Dataset | None = None) -> None:
+    """Write InferenceData with JSON ``metadata`` (attribute ``flashsync``) and the ``events`` to netCDF atomically."""
+    groups = {group: getattr(idata, group) for group in idata.groups() if group != EVENTS_GROUP}
+    if events is not None:
+        groups[EVENTS_GROUP] = events
+    copy = az.InferenceData(attrs={"flashsync": json.dumps(dict(metadata))}, **groups)
     atomic_write(path, lambda tmp: copy.to_netcdf(tmp, engine="h5netcdf"))
 
 
-def load_idata(path) -> tuple[az.InferenceData, dict]:
-    """InferenceData and metadata written by :func:`save_idata` (camera labels as str)."""
+def load_idata(path) -> tuple[az.InferenceData, dict, xr.Dataset | None]:
+    """InferenceData, metadata and events (None in files without them) written by :func:`save_idata`."""
     if not os.path.exists(path):
         raise FlashsyncError(f"result file not found: {path}")
     try:
         with az.rc_context({"data.load": "eager"}):
             idata = az.from_netcdf(os.fspath(path))
-        metadata = json.loads(idata.attrs["flashsync"])
-    except (OSError, ValueError, KeyError) as error:
-        raise FlashsyncError(f"cannot read sync result {path}: {error}") from error
-    groups = {}
-    for group in idata.groups():
-        ds = getattr(idata, group)
-        if "camera" in ds.coords:
-            ds = ds.assign_coords(camera=ds["camera"].values.astype(str))
-        if "event_camera" in ds:
-            ds["event_camera"] = ds["event_camera"].astype(str)
-        groups[group] = ds
-    return az.InferenceData(**groups), metadata
+    except (OSError, ValueError) as error:
+        raise FlashsyncError(f"cannot read sync result {path}: {' '.join(str(error).split())}") from error
+    if "flashsync" not in idata.attrs or "posterior" not in idata.groups():
+        raise FlashsyncError(f"{path} is not a saved synchronization (write one with: flashsync sync ... --output FILE.nc)")
+    metadata = json.loads(idata.attrs["flashsync"])
+    groups = {group: with_string_labels(getattr(idata, group)) for group in idata.groups()}
+    events = groups.pop(EVENTS_GROUP, None)
+    return az.InferenceData(**groups), metadata, events
 
 
 def rhat_and_ess(data: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:

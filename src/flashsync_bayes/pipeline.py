@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+import xarray as xr
+
 from flashsync_bayes import inference
 from flashsync_bayes.detection import DetectorSettings, detect_events
 from flashsync_bayes.errors import FlashsyncError
@@ -19,9 +22,9 @@ def fit(events, *args, **options) -> SyncResult:
     """Synchronization of all cameras of a matched events dataset, as a :class:`~flashsync_bayes.result.SyncResult`.
 
     Arguments are those of :func:`flashsync_bayes.inference.fit` (reference, method, known
-    facts, seed, sampler sizes, progress, priors).
+    facts, seed, sampler sizes, progress, priors). The result keeps ``events``.
     """
-    return SyncResult.from_posterior(inference.fit(events, *args, **options))
+    return SyncResult.from_posterior(inference.fit(events, *args, **options), events)
 
 
 def synchronize(
@@ -49,16 +52,15 @@ def synchronize(
     paths = [os.fspath(p) for p in paths]
     if len(paths) < 2:
         raise FlashsyncError("give at least two videos to synchronize")
-    if method not in METHODS:
-        raise FlashsyncError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FlashsyncError(f"video not found: {path}")
+    check_method(method)
+    infos = {path: video.probe(path) for path in paths}
     check_facts(paths, reference, total_rows, readout_ms)
+    for path, info in infos.items():
+        rows, readout = (total_rows or {}).get(path), (readout_ms or {}).get(path)
+        known_total_rows(path, info.height, info.frame_period_ms, rows, readout)
     events = detect_events(paths, settings, cache_dir=cache_dir, progress=progress)
-    matched = match_events(events, reference=reference, total_rows=_facts_as_rows(events, total_rows, readout_ms))
-    return fit(
-        matched,
+    return synchronize_events(
+        events,
         reference=reference,
         method=method,
         total_rows=total_rows,
@@ -69,24 +71,72 @@ def synchronize(
     )
 
 
-def check_facts(paths, reference=None, total_rows=None, readout_ms=None) -> None:
-    """Raise FlashsyncError unless every fact names one of ``paths`` and fits its video (probed, not decoded)."""
+def synchronize_events(
+    events: xr.Dataset,
+    *,
+    reference: str | None = None,
+    method: str = inference.NUTS,
+    total_rows: Mapping[str, float] | None = None,
+    readout_ms: Mapping[str, float] | None = None,
+    frame_period_ms: Mapping[str, float] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> SyncResult:
+    """Synchronize the cameras of an events dataset (from ``detect`` or another detector) without the videos.
+
+    Events are matched across cameras first unless they already carry flash ids (``flash`` >= 0).
+    Facts and options as in :func:`synchronize`, keyed by camera label.
+    """
+    check_method(method)
+    labels = [str(c) for c in events["camera"].values]
+    check_facts(labels, reference, total_rows, readout_ms)
+    matched = events
+    if not np.any(np.asarray(events["flash"].values) >= 0):
+        matched = match_events(events, reference=reference, total_rows=_facts_as_rows(events, total_rows, readout_ms))
+        matched = linked_cameras(matched)
+    kept = [str(c) for c in matched["camera"].values]
+    return fit(
+        matched,
+        reference=reference,
+        method=method,
+        total_rows={k: v for k, v in (total_rows or {}).items() if k in kept},
+        readout_ms={k: v for k, v in (readout_ms or {}).items() if k in kept},
+        frame_period_ms=frame_period_ms,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def linked_cameras(matched: xr.Dataset) -> xr.Dataset:
+    """The matched events of the cameras the matching linked to the reference (it has warned of the others)."""
+    linked = np.isin(matched["coarse_status"].values, ["reference", "linked"])
+    if linked.all():
+        return matched
+    labels = matched["camera"].values[linked]
+    return matched.isel(camera=np.flatnonzero(linked), event=np.isin(matched["event_camera"].values, labels))
+
+
+def check_method(method: str) -> None:
+    """Raise FlashsyncError unless ``method`` is one of :data:`~flashsync_bayes.inference.METHODS`."""
+    if method not in METHODS:
+        raise FlashsyncError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
+
+
+def check_facts(cameras, reference=None, total_rows=None, readout_ms=None) -> None:
+    """Raise FlashsyncError unless the reference and every fact name one of ``cameras``."""
     named = {"reference": [reference] if reference else [], "total rows": total_rows or {}, "readout time": readout_ms or {}}
     for name, keys in named.items():
-        unknown = [key for key in keys if key not in paths]
+        unknown = [key for key in keys if key not in cameras]
         if unknown:
             raise FlashsyncError(f"{name} given for {', '.join(map(str, unknown))}, which is not among the videos")
-    for path in set(total_rows or {}) | set(readout_ms or {}):
-        info = video.probe(path)
-        known_total_rows(path, info.height, info.frame_period_ms, (total_rows or {}).get(path), (readout_ms or {}).get(path))
 
 
 def _facts_as_rows(events, total_rows, readout_ms) -> dict[str, float]:
-    """Total rows of every camera with a known fact, for the matching's first guess of row times."""
-    rows = dict(total_rows or {})
-    for c, path in enumerate(events["path"].values):
-        if str(path) in (readout_ms or {}):
-            rows[str(path)] = known_total_rows(
-                str(path), int(events["height"].values[c]), float(events["frame_period_ms"].values[c]), None, readout_ms[str(path)]
-            )
+    """Total rows of every camera with a known fact (checked against its size), for the matching's first guess."""
+    rows = {}
+    for c, label in enumerate(str(c) for c in events["camera"].values):
+        given_rows, given_readout = (total_rows or {}).get(label), (readout_ms or {}).get(label)
+        if given_rows is not None or given_readout is not None:
+            height, period = int(events["height"].values[c]), float(events["frame_period_ms"].values[c])
+            rows[label] = known_total_rows(label, height, period, given_rows, given_readout)
     return rows

@@ -61,16 +61,18 @@ class SyncResult:
             log_likelihood (``row``).
         metadata: JSON-able dict (cameras, paths, reference, method, frame clocks, heights,
             frame periods, known total rows, flash count, residual RMS).
+        events: the matched events dataset (DESIGN §4) the fit used, None where not kept.
     """
 
-    def __init__(self, idata: InferenceData, metadata: Mapping):
+    def __init__(self, idata: InferenceData, metadata: Mapping, events: xr.Dataset | None = None):
         self.idata = idata
         self.metadata = dict(metadata)
+        self.events = events
 
     @classmethod
-    def from_posterior(cls, posterior: Posterior) -> SyncResult:
-        """Result of :func:`flashsync_bayes.inference.fit`'s draws."""
-        result = cls(inference_data(posterior), _metadata(posterior))
+    def from_posterior(cls, posterior: Posterior, events: xr.Dataset | None = None) -> SyncResult:
+        """Result of :func:`flashsync_bayes.inference.fit`'s draws, keeping the (matched) ``events`` fitted."""
+        result = cls(inference_data(posterior), _metadata(posterior), events)
         residual = result.event_residuals()["residual_ms"].values
         result.metadata["residual_rms_ms"] = float(np.sqrt(np.mean(residual**2)))
         return result
@@ -337,8 +339,8 @@ class SyncResult:
         }
 
     def save(self, path) -> None:
-        """Write the InferenceData and metadata to a netCDF file atomically."""
-        save_idata(path, self.idata, self.metadata)
+        """Write the InferenceData, metadata and events to a netCDF file atomically."""
+        save_idata(path, self.idata, self.metadata, self.events)
 
     @classmethod
     def load(cls, path) -> SyncResult:

@@ -22,6 +22,9 @@ CLOCK_RMS_FRACTION = 0.12
 CLOCK_OUTLIER_FRACTION = 0.35
 #: ... and at most this share of the frames may be outliers.
 CLOCK_MAX_OUTLIER_SHARE = 0.01
+#: Timestamps within this of a regular clock (ms; float64 round-off of hour-long ms times is ~1e-11)
+#: are exact: the clock then carries no uncertainty.
+EXACT_CLOCK_MS = 1e-9
 
 
 class FrameClock(NamedTuple):
@@ -61,7 +64,7 @@ def _fit_ticks(pts_ms: np.ndarray, period_ms: float, origin_ms: float):
     return ticks, float(intercept), float(slope)
 
 
-def estimate_frame_clock(pts_ms) -> FrameClock | None:
+def estimate_frame_clock(pts_ms, nominal_period_ms: float | None = None) -> FrameClock | None:
     """Regular clock ``FrameClock(origin_ms, period_ms)`` the pts scatter around, or None if irregular.
 
     Handles jitter of a few ms, whole-ms rounding and dropped frames (skipped ticks). Ticks are
@@ -69,6 +72,10 @@ def estimate_frame_clock(pts_ms) -> FrameClock | None:
     tick; the clock is rejected (None) when the residual RMS exceeds ``CLOCK_RMS_FRACTION`` of the
     period or more than ``CLOCK_MAX_OUTLIER_SHARE`` of the frames lie further than
     ``CLOCK_OUTLIER_FRACTION`` of a period from their tick, as with variable frame rate.
+
+    ``nominal_period_ms`` (the container's frame period) starts the search instead of the median
+    step; give it for sparse pts, e.g. only the frames with flashes, seconds to minutes apart,
+    whose steps are thousands of periods (it must then be within ~``0.3 / steps`` of the truth).
     """
     pts_ms = np.sort(np.asarray(pts_ms, dtype=np.float64).ravel())
     if pts_ms.size < 4 or not np.all(np.isfinite(pts_ms)):
@@ -78,7 +85,7 @@ def estimate_frame_clock(pts_ms) -> FrameClock | None:
     if steps.size < 3:
         return None
     # the median step is biased by dropped frames (2T, 3T steps); total time over total ticks is not
-    period = float(np.median(steps))
+    period = float(np.median(steps)) if nominal_period_ms is None else float(nominal_period_ms)
     for _ in range(3):
         ticks = np.round(steps / period)
         clean = (ticks >= 1) & (np.abs(steps / period - ticks) < 0.3)
@@ -122,7 +129,7 @@ def _clock_uncertainty(ticks: np.ndarray, residual: np.ndarray) -> tuple[float, 
     n = ticks.size
     centre = float(ticks.mean())
     spread = float(np.sum((ticks - centre) ** 2))
-    if n < 3 or spread <= 0:
+    if n < 3 or spread <= 0 or float(np.max(np.abs(residual))) <= EXACT_CLOCK_MS:
         return centre, 0.0, 0.0
     variance = float(np.sum(residual**2)) / (n - 2)
     return centre, float(np.sqrt(variance / n)), float(np.sqrt(variance / spread))

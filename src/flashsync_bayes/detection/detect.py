@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -100,13 +101,23 @@ def video_profiles(
             return cached["frame_time_ms"], profiles.RowProfiles(*(cached[f] for f in profiles.RowProfiles._fields))
     frame_time_ms = video.frame_times_ms(path)
     rows = compute_profiles(path, settings, progress, info)
-    if rows.median.shape[0] != frame_time_ms.size:
-        raise FlashsyncError(
-            f"{path}: decoded {rows.median.shape[0]} frames but the container lists {frame_time_ms.size} timestamps"
-        )
+    frame_time_ms = _decoded_frames(path, frame_time_ms, rows.median.shape[0])
     if cache_file:
         atomic_write(cache_file, lambda tmp: _save_npz(tmp, frame_time_ms=frame_time_ms, **rows._asdict()))
     return frame_time_ms, rows
+
+
+def _decoded_frames(path: str, frame_time_ms: np.ndarray, n_decoded: int) -> np.ndarray:
+    """The timestamps (ms) of the ``n_decoded`` frames: a file that breaks off (truncated) is used up to the break."""
+    if n_decoded > frame_time_ms.size or n_decoded == 0:
+        raise FlashsyncError(f"{path}: decoded {n_decoded} frames but the container lists {frame_time_ms.size} timestamps")
+    if n_decoded < frame_time_ms.size:
+        warnings.warn(
+            f"{path} breaks off after frame {n_decoded} of the {frame_time_ms.size} it lists (a truncated file?); "
+            "using the frames up to there",
+            stacklevel=3,
+        )
+    return frame_time_ms[:n_decoded]
 
 
 def _save_npz(path: str, **arrays) -> None:

@@ -50,3 +50,17 @@ def check_ffmpeg(args: list[str], failure: str = "ffmpeg failed") -> subprocess.
     if proc.returncode != 0:
         raise FlashsyncError(f"{failure}: {last_line(proc.stderr)}")
     return proc
+
+
+def close_encoder(process: subprocess.Popen | None, kill: bool = False) -> None:
+    """Close an encoder's stdin (ignoring a broken pipe), kill it first if ``kill`` and still running, and reap it."""
+    if process is None:
+        return
+    if process.stdin and not process.stdin.closed:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+    if kill and process.poll() is None:
+        process.kill()
+    process.wait()

@@ -55,7 +55,8 @@ class VideoInfo(NamedTuple):
     ``duration_ms`` (container duration, 10 ms resolution, NaN when unknown); ``full_range``
     (luma codes span 0-255: "pc"/JPEG range, yuvj and gray formats; otherwise video range, black
     at 16 and white at 235, which is what most camera and phone H.264/HEVC carry and what ffmpeg
-    assumes where the file does not say).
+    assumes where the file does not say); ``start_ms`` (the container's start time, the origin of
+    ffmpeg's ``-ss`` seeking; NaN when not printed).
     """
 
     path: str
@@ -67,9 +68,10 @@ class VideoInfo(NamedTuple):
     rotation_deg: int
     duration_ms: float
     full_range: bool = False
+    start_ms: float = float("nan")
 
 
-def _check_file(path) -> str:
+def check_file(path) -> str:
     """``path`` as a string, after checking that it names an existing file."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -125,6 +127,12 @@ def _duration_ms(text: str) -> float:
     return 1000.0 * (3600 * int(m.group(1)) + 60 * int(m.group(2)) + float(m.group(3)))
 
 
+def _start_ms(text: str) -> float:
+    """Container start time in ms from the 'Duration: ..., start: S' line, NaN when absent."""
+    m = re.search(r"Duration: .*?, start: (-?\d+(?:\.\d+)?)", text)
+    return float("nan") if m is None else 1000.0 * float(m.group(1))
+
+
 def _full_range(desc: str) -> bool:
     """Whether a stream summary's pixel format holds full-range luma (``yuvj*``, ``gray*``, or ``(pc, ...)``)."""
     return re.search(r"\b(?:yuvj\w*|gray\w*|\w+\((?:pc|jpeg)\b)", desc) is not None
@@ -152,6 +160,7 @@ def _parse_probe(path: str, text: str) -> VideoInfo:
         rotation_deg=_rotation_deg(block),
         duration_ms=_duration_ms(text),
         full_range=_full_range(desc),
+        start_ms=_start_ms(text),
     )
 
 
@@ -164,7 +173,7 @@ def probe(path) -> VideoInfo:
     (a timebase-like '90k tbr' of variable-rate phone files, or an interlaced field rate). A file
     whose average is not its nominal rate (Matroska remuxed from a file with drops) reads as average.
     """
-    path = _check_file(path)
+    path = check_file(path)
     return _parse_probe(path, run_ffmpeg(["-i", path]).stderr)
 
 
@@ -227,7 +236,7 @@ def frame_ticks(path) -> tuple[Fraction, np.ndarray]:
 
     Read from the packets without decoding; frames without a timestamp are ``NO_PTS``.
     """
-    path = _check_file(path)
+    path = check_file(path)
     proc = run_ffmpeg(["-loglevel", "error", "-copyts", "-i", path, "-map", VIDEO_STREAM,
                        "-c", "copy", "-f", "framecrc", "-"])  # fmt: skip
     if proc.returncode != 0:
@@ -242,7 +251,7 @@ def frame_times_ms(path) -> np.ndarray:
     """Presentation timestamp of every frame in ms (float64, shape (n_frames,), presentation order)."""
     timebase, pts = frame_ticks(path)
     if np.any(pts == NO_PTS):
-        return _decoded_frame_times_ms(_check_file(path))
+        return _decoded_frame_times_ms(check_file(path))
     return _ticks_to_ms(pts, timebase)
 
 
@@ -267,7 +276,7 @@ def _enlarge_pipe(stream) -> None:
         pass
 
 
-def _read_exact(stream, buf: memoryview) -> int:
+def read_exact(stream, buf: memoryview) -> int:
     """Bytes read into ``buf`` (all of it unless the stream ends first)."""
     got = 0
     while got < len(buf):
@@ -278,7 +287,7 @@ def _read_exact(stream, buf: memoryview) -> int:
     return got
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
     """Kill ``proc`` if still running, close its pipe and reap it (no zombie left)."""
     if proc.poll() is None:
         proc.kill()
@@ -320,7 +329,7 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> I
             _enlarge_pipe(proc.stdout)
             while True:
                 chunk = np.empty(shape, dtype=np.uint8)
-                got = _read_exact(proc.stdout, memoryview(chunk.reshape(-1)))
+                got = read_exact(proc.stdout, memoryview(chunk.reshape(-1)))
                 n_frames, rest = divmod(got, frame_bytes)
                 if n_frames:
                     yield chunk if n_frames == chunk_frames else chunk[:n_frames]
@@ -331,7 +340,7 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> I
             if rest:
                 raise FlashsyncError(f"ffmpeg stopped inside a frame of {info.path}; does the frame size change?")
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def prefetch(chunks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:

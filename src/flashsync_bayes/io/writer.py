@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.io.ffmpeg import check_ffmpeg, ffmpeg_command, log_last_line
+from flashsync_bayes.io.ffmpeg import check_ffmpeg, close_encoder, ffmpeg_command, log_last_line
 from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.io.timestamps import container_timescale, jittered_ticks, video_rate
 from flashsync_bayes.io.video import frame_ticks
@@ -260,7 +260,7 @@ def _encode(path: str, frame_chunks, kept_index, encoding: _Encoding, script: st
             process.stdin.close()
             code = process.wait()
         except (BrokenPipeError, FlashsyncError) as error:
-            _close_input(process)
+            close_encoder(process)
             if isinstance(error, FlashsyncError):
                 raise
             raise FlashsyncError(f"ffmpeg failed while encoding {path}: {log_last_line(log)}") from error
@@ -272,15 +272,3 @@ def _encode(path: str, frame_chunks, kept_index, encoding: _Encoding, script: st
                 process.wait()
         if code != 0:
             raise FlashsyncError(f"ffmpeg failed while encoding {path}: {log_last_line(log)}")
-
-
-def _close_input(process: subprocess.Popen | None) -> None:
-    """Close ``process``'s stdin (ignoring a broken pipe) and wait for it to end."""
-    if process is None:
-        return
-    if process.stdin and not process.stdin.closed:
-        try:
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
-    process.wait()

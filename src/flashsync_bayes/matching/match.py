@@ -65,11 +65,10 @@ def match_settings(periods, known, tolerance_ms, max_drift_ppm, min_matches) -> 
 
 def check_edges(edges: LeadingEdges, labels: list[str]) -> None:
     """Raise :class:`FlashsyncError` unless two cameras have leading edges, not too many pairs of them."""
-    if edges.index.size == 0:
-        raise FlashsyncError("there are no leading-edge events to match; detect events first")
     per_camera = np.bincount(edges.camera, minlength=len(labels))
     if np.count_nonzero(per_camera) < 2:
-        raise FlashsyncError("matching needs leading-edge events from at least two cameras")
+        empty = ", ".join(labels[c] for c in np.flatnonzero(per_camera == 0))
+        raise FlashsyncError(f"no flashes found in {empty}; synchronizing needs flashes seen by at least two cameras")
     largest = np.sort(per_camera)[-2:]
     if largest[0] * largest[1] > MAX_PAIRS:
         raise FlashsyncError(
@@ -153,7 +152,11 @@ def report_unlinked(labels: list[str], root: int, linked, status) -> None:
         raise FlashsyncError(f"no camera could be linked to the reference '{labels[root]}': {unlinked_reason(status)}")
     if not linked.all():
         missing = [f"{labels[c]} ({status[c]})" for c in np.flatnonzero(~linked)]
-        warnings.warn(f"cameras left unmatched, not linked to '{labels[root]}': {', '.join(missing)}", stacklevel=3)
+        warnings.warn(
+            f"cameras left out, not linked to '{labels[root]}' by enough shared flashes: {', '.join(missing)}; "
+            "the others are synchronized without them",
+            stacklevel=3,
+        )
 
 
 def matched_dataset(events: xr.Dataset, edges, flash, mappings: Mappings, status, reference: str, tolerance_ms):
