@@ -15,7 +15,7 @@ from flashsync_bayes.simulate import simulate_recording
 
 pytestmark = pytest.mark.slow
 
-JSON_KEYS = {"reference", "method", "cameras", "n_flashes", "residual_rms_ms"}
+JSON_KEYS = {"reference", "method", "cameras", "n_flashes", "residual_rms_ms", "cameras_left_out"}
 CAMERA_KEYS = {
     "drift", "drift_sd", "shift_ms", "shift_ms_sd", "time_per_row_ms", "time_per_row_ms_sd",
     "total_rows", "total_rows_sd", "frame_period_ms", "frame_clock",

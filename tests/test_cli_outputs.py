@@ -161,3 +161,20 @@ def test_fit_from_events_with_sparse_rounded_timestamps(identifiable, tmp_path, 
         np.testing.assert_array_equal(ticks - ticks.min(), np.round((exact_ms[mine] - exact_ms[mine].min()) / period))
     errors = grid_errors(result, IDENTIFIABLE, kept, IDENTIFIABLE_WINDOW)
     assert np.sqrt(np.mean(errors**2)) < 0.25 and np.max(np.abs(errors)) < 0.5
+
+
+class ClosedPipe:
+    """A stdout whose reader went away (``flashsync report ... | head`` after head exits)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_loses_no_result(saved, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["report", str(saved), "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "f.png")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n_flashes"] == 24  # written before the table was printed
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -31,7 +31,8 @@ JSON_CAMERA_KEYS = {
 def test_to_json_has_exactly_the_design_keys(fits):
     result = fits["laplace"]
     out = result.to_json({"cam0": "videos/a.mp4", "cam1": "videos/b.mp4", "cam2": "videos/c.mp4"})
-    assert set(out) == {"reference", "method", "cameras", "n_flashes", "residual_rms_ms"}
+    assert set(out) == {"reference", "method", "cameras", "n_flashes", "residual_rms_ms", "cameras_left_out"}
+    assert out["cameras_left_out"] == []
     assert out["reference"] == "videos/a.mp4" and out["method"] == "laplace"
     assert list(out["cameras"]) == ["videos/a.mp4", "videos/b.mp4", "videos/c.mp4"]
     for values in out["cameras"].values():

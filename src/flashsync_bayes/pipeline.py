@@ -39,6 +39,8 @@ def synchronize(
     cache_dir: str | None = None,
     seed: int = 0,
     progress: bool = True,
+    jobs: int | str = 1,
+    client=None,
 ) -> SyncResult:
     """Synchronize videos from the flashes they share; cameras are labelled by their paths as given.
 
@@ -47,7 +49,8 @@ def synchronize(
     ``frame_period_ms`` map paths to known sensor facts; they are checked against each video's
     size and frame rate before anything is decoded. ``method`` is "bayes" (NUTS), "laplace" (fast
     approximation) or "lsq" (the paper's joint least squares). Profiles are cached in
-    ``cache_dir`` when given.
+    ``cache_dir`` when given. ``jobs`` and ``client`` run the detection in parallel (see
+    :func:`~flashsync_bayes.detection.detect_events`); matching and fit run here.
     """
     paths = [os.fspath(p) for p in paths]
     if len(paths) < 2:
@@ -58,7 +61,7 @@ def synchronize(
     for path, info in infos.items():
         rows, readout = (total_rows or {}).get(path), (readout_ms or {}).get(path)
         known_total_rows(path, info.height, info.frame_period_ms, rows, readout)
-    events = detect_events(paths, settings, cache_dir=cache_dir, progress=progress)
+    events = detect_events(paths, settings, cache_dir=cache_dir, progress=progress, jobs=jobs, client=client)
     return synchronize_events(
         events,
         reference=reference,
@@ -95,7 +98,7 @@ def synchronize_events(
         matched = match_events(events, reference=reference, total_rows=_facts_as_rows(events, total_rows, readout_ms))
         matched = linked_cameras(matched)
     kept = [str(c) for c in matched["camera"].values]
-    return fit(
+    result = fit(
         matched,
         reference=reference,
         method=method,
@@ -105,6 +108,8 @@ def synchronize_events(
         seed=seed,
         progress=progress,
     )
+    result.metadata["left_out"] = [str(p) for c, p in zip(labels, events["path"].values) if c not in kept]
+    return result
 
 
 def linked_cameras(matched: xr.Dataset) -> xr.Dataset:

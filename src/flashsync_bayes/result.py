@@ -321,6 +321,8 @@ class SyncResult:
     def to_json(self, paths: Mapping[str, str] | Sequence[str] | None = None) -> dict:
         """The DESIGN §6 JSON dict (plain types); camera keys are the paths as given.
 
+        ``cameras_left_out`` lists the videos the matching could not link (not synchronized).
+
         ``paths`` maps camera labels to paths, or lists them in camera order; default: the events' paths.
         """
         names = self._json_names(paths)
@@ -336,6 +338,7 @@ class SyncResult:
             "cameras": cameras,
             "n_flashes": self.n_flashes,
             "residual_rms_ms": self.residual_rms_ms,
+            "cameras_left_out": list(self.metadata.get("left_out", [])),
         }
 
     def save(self, path) -> None:

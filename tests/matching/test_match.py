@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import load_events, save_events, validate_events
 from flashsync_bayes.matching import match_events
+from flashsync_bayes.matching.rows import READOUT_GUESSES
 from flashsync_bayes.simulate import Camera, Flashes, simulate_events
 
 
@@ -293,4 +294,37 @@ def test_matching_recovers_the_true_flashes(recording):
     # cameras agree tightly, and the absolute times to the error the total-rows guess may leave.
     error, spread = mapping_errors(matched, cameras, flash_ms)
     noise_ms = 0.15 * max(c.time_per_row_ms for c in cameras)
-    assert np.max(spread) < 0.05 + 8 * noise_ms and np.max(np.abs(error)) < 2.0
+    assert np.max(spread) < 0.05 + 8 * noise_ms
+    rates = np.array([c.frame_rate for c in cameras])
+    if np.all(np.abs(rates[:, None] - rates[None, :]) + np.eye(rates.size) > 0.01 * rates[:, None]):
+        assert np.max(np.abs(error)) < 2.0  # other frame rates: the rows' residuals pick the total rows
+    else:
+        # one frame rate: a guess anywhere in READOUT_GUESSES fits alike, and moves the far rows by
+        # up to the guesses' range of readout fractions times the frame period
+        span = max(READOUT_GUESSES) - min(READOUT_GUESSES) + 0.02
+        assert np.max(np.abs(error)) < 2.0 + span * max(1000.0 / c.frame_rate for c in cameras)
+
+
+def test_total_rows_guess_follows_the_rows_residuals_not_the_list_order():
+    """One frame rate, unlocked phases, large blanking on one camera (L/R 1.8) sharing only ~7 flashes.
+
+    Guesses that match as many pairs are told apart by how well the rows line up; the first guess
+    of a tie on the count left this camera unlinked. Over 150 random 3-camera recordings of this
+    kind the residual rule links 226 cameras against 214 and halves the coarse mapping error.
+    """
+    cameras = [Camera(height=360, total_rows=388, frame_rate=30.0),
+               Camera(height=360, total_rows=651, frame_rate=30.0, shift_ms=1793.4, drift=1 + 34e-6),
+               Camera(height=360, total_rows=417, frame_rate=30.0, shift_ms=1637.4, drift=1 - 4.6e-6)]  # fmt: skip
+    flash_ms = irregular_flashes(np.random.default_rng(4), 2000.0, 11_000.0, 560.0)
+    events = record(cameras, flash_ms, 10e3, seed=4, miss_probability=0.1)
+    truth = events["true_flash"].values
+    seen = [set(truth[(events["event_camera"].values == f"cam{c}") & (truth >= 0)]) for c in range(3)]
+    assert 4 <= len(seen[1] & (seen[0] | seen[2])) <= 10
+    matched = match_quietly(events)
+    assert list(matched["coarse_status"].values) == ["reference", "linked", "linked"]
+    flash, truth = matched["flash"].values, matched["true_flash"].values
+    for j in np.unique(flash[flash >= 0]):
+        assert np.unique(truth[flash == j]).size == 1  # no id joins two flashes
+    assert np.sum((flash >= 0) & (matched["event_camera"].values == "cam1")) >= 4
+    error, _ = mapping_errors(matched, cameras, flash_ms)
+    assert np.max(np.abs(error)) < 3.0  # coarse: the fit refines the time per row

@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _closed_pipe() -> int:
     """Exit quietly when the reader of stdout went away (``| head``); results were written before printing."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:  # later flushes at exit must not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
     return 0
 
 

@@ -48,6 +48,27 @@ def _add_cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not cache row profiles")
 
 
+def _job_count(text: str) -> int:
+    """``--jobs`` value: a whole number >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: every core), got '{text}'")
+    return int(text)
+
+
+def _add_parallel(parser: argparse.ArgumentParser) -> None:
+    """Where the videos are decoded: local processes (-j) or a dask cluster (--scheduler)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "-j", "--jobs", type=_job_count, default=1, metavar="N",
+        help="decode and profile up to N videos at once in parallel processes (default 1; 0: one per core)",
+    )  # fmt: skip
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="decode each video as a task on this dask scheduler, e.g. tcp://host:8786 (needs "
+        "flashsync_bayes[cluster]; workers must see the videos and the cache at the same paths)",
+    )  # fmt: skip
+
+
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     """Reference, method, seed and known sensor facts: what a fit is told."""
     parser.add_argument("--reference", help="camera whose clock is the reference (default: the first)")
@@ -109,6 +130,7 @@ def _add_detect(subcommands) -> None:
     det.add_argument("-o", "--output", required=True, help="events file to write (netCDF, .nc)")
     det.add_argument("--plot", action="append", metavar="FILE", help="write the flash chart here (repeatable)")
     det.add_argument("--full-width", action="store_true", help="decode full-width frames (slower)")
+    _add_parallel(det)
     _add_cache(det)
     _add_general(det)
     det.set_defaults(run=commands.detect)
@@ -127,6 +149,7 @@ def _add_sync(subcommands) -> None:
     syn.add_argument("--synchronized-dir", metavar="DIR", help="write every video re-timed to the reference's frames")
     syn.add_argument("--preview", metavar="FILE", help="write a montage video of all cameras on the reference clock")
     _add_fit_options(syn)
+    _add_parallel(syn)
     _add_cache(syn)
     _add_general(syn)
     syn.set_defaults(run=commands.sync)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -43,6 +44,21 @@ def _cache_dir(args: argparse.Namespace, *named) -> str | None:
         return args.cache_dir
     first = next((o for o in named if o and o != outputs.STDOUT), None)
     return os.path.join(os.path.dirname(os.path.abspath(first)), ".flashsync-cache") if first else None
+
+
+@contextlib.contextmanager
+def parallel_options(args: argparse.Namespace):
+    """``jobs`` or ``client`` of the detection, from ``--jobs`` / ``--scheduler``; the client is closed afterwards."""
+    if not args.scheduler:
+        yield {"jobs": args.jobs}
+        return
+    from flashsync_bayes.detection.distribute import connect
+
+    client = connect(args.scheduler)
+    try:
+        yield {"client": client}
+    finally:
+        client.close()
 
 
 def plot_paths(specs) -> dict[str, str]:
@@ -120,7 +136,9 @@ def detect(args: argparse.Namespace) -> int:
     outputs.check_distinct(named)
     outputs.check_not_inputs(named, args.videos)
     settings = DetectorSettings(width=None if args.full_width else DetectorSettings().width)
-    events = detect_events(args.videos, settings, cache_dir=_cache_dir(args, args.output), progress=progress_wanted(args))
+    with parallel_options(args) as parallel:
+        cache = _cache_dir(args, args.output)
+        events = detect_events(args.videos, settings, cache_dir=cache, progress=progress_wanted(args), **parallel)
     save_events(events, args.output)
     log.info("events: %s", args.output)
     if args.plot:
@@ -141,8 +159,9 @@ def sync(args: argparse.Namespace) -> int:
 
     check_result_outputs(args, args.videos)
     cache = _cache_dir(args, args.json, args.output, *(args.plot or []), args.preview, args.synchronized_dir)
-    result = synchronize(args.videos, cache_dir=cache, **fit_options(args))
-    write_result_files(result, args, args.videos, cache_dir=cache)
+    with parallel_options(args) as parallel:
+        result = synchronize(args.videos, cache_dir=cache, **fit_options(args), **parallel)
+    write_result_files(result, args, cache_dir=cache)
     write_videos(result, args)
     show(result, args)
     return 0
@@ -154,12 +173,12 @@ def write_videos(result, args: argparse.Namespace) -> None:
     if args.synchronized_dir:
         from flashsync_bayes.render import write_synchronized
 
-        write_synchronized(result, args.videos, args.synchronized_dir, overwrite=args.overwrite, progress=progress)
+        write_synchronized(result, None, args.synchronized_dir, overwrite=args.overwrite, progress=progress)
         log.info("synchronized videos: %s", args.synchronized_dir)
     if args.preview:
         from flashsync_bayes.render import write_preview
 
-        write_preview(result, args.videos, args.preview, overwrite=args.overwrite, progress=progress)
+        write_preview(result, None, args.preview, overwrite=args.overwrite, progress=progress)
         log.info("preview: %s", args.preview)
 
 

@@ -33,6 +33,8 @@ def parameter_lines(result) -> list[str]:
         f"reference {result.reference}, method {result.method}, {result.n_flashes} flashes seen by two or more "
         f"cameras, residual RMS {result.residual_rms_ms:.4f} ms"
     )
+    if result.metadata.get("left_out"):
+        lines.append(f"left out (too few flashes shared with the others): {', '.join(result.metadata['left_out'])}")
     if result.method == NUTS:
         d = result.diagnostics()
         lines.append(f"NUTS: max R-hat {d.r_hat_max:.3f}, min bulk ESS {d.ess_bulk_min:.0f}, {d.divergences} divergences")

@@ -12,13 +12,9 @@
 
 from __future__ import annotations
 
-import collections
 import os
-import queue
-import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
@@ -27,22 +23,16 @@ import numpy as np
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io.ffmpeg import close_encoder, ffmpeg_command, log_last_line
 from flashsync_bayes.io.files import atomic_write
+from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog
 from flashsync_bayes.io.timestamps import video_rate, video_timescale
-from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, probe, read_exact, stop_process
+from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, check_decoder_end, probe, read_exact, stop_process
 
 #: Seeks land this much (ms) before the wanted start; the frames in between are decoded and left out.
 SEEK_MARGIN_MS = 1000.0
-#: A decoded frame's pts is looked for this long (s) after its pixels arrived before it counts as missing.
-PTS_TIMEOUT_S = 30.0
-#: Lines of ffmpeg's log (other than per-frame lines) kept for error messages.
-LOG_TAIL_LINES = 20
 #: Colour handling of written videos: RGB converted with the BT.709 matrix to video range, and tagged so.
 COLOUR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 ENCODE_FILTER = "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
 
-_TIMEBASE = re.compile(rb"showinfo\S* @ \S+\] config in time_base: (\d+)/(\d+)")
-_FRAME_PTS = re.compile(rb"showinfo\S* @ \S+\] n: *\d+ pts: *(\S+)")
-_FRAME_OTHER = re.compile(rb"showinfo\S* @ \S+\]")
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -63,38 +53,10 @@ def _rgb_command(path: str, seek_s: float, size: tuple[int, int], autorotate: bo
     """ffmpeg command streaming raw RGB24 frames to stdout and each frame's pts (``showinfo``) to stderr."""
     seek = ["-ss", f"{seek_s:.6f}"] if seek_s > 0 else []
     rotate = [] if autorotate else ["-noautorotate"]
-    vf = f"showinfo=checksum=0,scale={size[0]}:{size[1]}:flags=area"
+    vf = f"{SHOWINFO},scale={size[0]}:{size[1]}:flags=area"
     return ffmpeg_command("-nostats", "-loglevel", "info", "-copyts", *rotate, *seek, "-i", path,
                           "-map", VIDEO_STREAM, "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough",
                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-")  # fmt: skip
-
-
-class _PtsLog(threading.Thread):
-    """Reads ffmpeg's stderr: each frame's pts (ms, NaN if none) into ``pts``, other lines into ``tail``."""
-
-    def __init__(self, stream):
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.pts: queue.Queue = queue.Queue()
-        self.tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
-
-    def run(self) -> None:
-        timebase = None
-        for line in self.stream:
-            if (found := _TIMEBASE.search(line)) is not None and timebase is None:
-                timebase = Fraction(int(found.group(1)), int(found.group(2)))
-            elif (found := _FRAME_PTS.search(line)) is not None:
-                ticks = found.group(1).decode()
-                valid = timebase is not None and ticks.lstrip("-").isdigit()
-                self.pts.put(float(Fraction(int(ticks) * 1000) * timebase) if valid else float("nan"))
-            elif _FRAME_OTHER.search(line) is None:
-                self.tail.append(line.decode(errors="replace").strip())
-        self.pts.put(None)
-
-    def last_line(self) -> str:
-        """Last non-empty log line other than per-frame information."""
-        lines = [line for line in self.tail if line]
-        return lines[-1] if lines else "no message from ffmpeg"
 
 
 def iter_rgb(path, *, start_ms: float | None = None, size=None, autorotate: bool = False) -> Iterator[tuple[float, np.ndarray]]:
@@ -118,7 +80,7 @@ def _rgb_frames(path: str, seek_s: float, start_ms, size: tuple[int, int], autor
     frame_bytes = size[0] * size[1] * 3
     cmd = _rgb_command(path, seek_s, size, autorotate)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    log = _PtsLog(proc.stderr)
+    log = PtsLog(proc.stderr)
     log.start()
     try:
         while True:
@@ -126,31 +88,16 @@ def _rgb_frames(path: str, seek_s: float, start_ms, size: tuple[int, int], autor
             got = read_exact(proc.stdout, memoryview(frame.reshape(-1)))
             if got < frame_bytes:
                 break
-            pts_ms = _next_pts(log, path)
+            pts_ms = log.next_pts(path)
             if start_ms is not None and not np.isfinite(pts_ms):
                 raise FlashsyncError(f"{path} has frames without timestamps; it cannot be read from a start time")
             if start_ms is None or pts_ms >= float(start_ms) - 1e-6:
                 yield pts_ms, frame
-        if proc.wait() != 0:
-            log.join()
-            raise FlashsyncError(f"ffmpeg failed decoding {path}: {log.last_line()}")
-        if got:
-            raise FlashsyncError(f"ffmpeg stopped inside a frame of {path}; does the frame size change?")
+        check_decoder_end(proc, log, path, got > 0)
     finally:
         stop_process(proc)
         log.join()
         proc.stderr.close()
-
-
-def _next_pts(log: _PtsLog, path: str) -> float:
-    """The pts (ms) ffmpeg reported for the frame just read."""
-    try:
-        pts_ms = log.pts.get(timeout=PTS_TIMEOUT_S)
-    except queue.Empty:
-        pts_ms = None
-    if pts_ms is None:
-        raise FlashsyncError(f"ffmpeg reported no timestamp for a frame of {path}; this ffmpeg build is not supported")
-    return pts_ms
 
 
 # ------------------------------------------------------------------------------------- writing

@@ -25,7 +25,6 @@ import os
 import queue
 import re
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -34,7 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, log_last_line, run_ffmpeg
+from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, run_ffmpeg
+from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, logged_times_ms
 
 VIDEO_STREAM = "0:V:0"  # first video stream that is not cover art / an attached picture
 PKT_FLAG_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD: the demuxer asks the decoder to drop this frame
@@ -219,16 +219,14 @@ def _map_error(path: str, stderr: str) -> FlashsyncError:
 
 def _decoded_frame_times_ms(path: str) -> np.ndarray:
     """Decoder's best-effort pts of every frame in ms (output order); decodes the whole file."""
-    proc = run_ffmpeg(["-copyts", "-i", path, "-map", VIDEO_STREAM, "-vf", "showinfo",
+    proc = run_ffmpeg(["-copyts", "-i", path, "-map", VIDEO_STREAM, "-vf", SHOWINFO,
                        "-fps_mode", "passthrough", "-f", "null", "-"])  # fmt: skip
     if proc.returncode != 0:
         raise _map_error(path, proc.stderr)
-    tb = re.search(r"showinfo\S* @ \S+\] config in time_base: (\d+)/(\d+)", proc.stderr)
-    pts = re.findall(r"\] n: *\d+ pts: *(\S+)", proc.stderr)
-    if tb is None or any(not p.lstrip("-").isdigit() for p in pts):
+    times = np.array(logged_times_ms(proc.stderr.encode()), dtype=np.float64)
+    if not np.all(np.isfinite(times)):
         raise FlashsyncError(f"{path} has frames without timestamps; remux it: ffmpeg -i IN -c copy OUT.mkv")
-    timebase = Fraction(int(tb.group(1)), int(tb.group(2)))
-    return _ticks_to_ms(np.array([int(p) for p in pts], dtype=np.int64), timebase)
+    return times
 
 
 def frame_ticks(path) -> tuple[Fraction, np.ndarray]:
@@ -259,9 +257,11 @@ def frame_times_ms(path) -> np.ndarray:
 
 
 def _luma_command(path: str, out_width: int | None) -> list[str]:
-    """ffmpeg command streaming raw 8-bit luma frames (rows in stored order) to stdout."""
-    vf = LUMA_FILTER if out_width is None else f"{LUMA_FILTER},scale={out_width}:ih:flags={WIDTH_SCALER}"
-    return ffmpeg_command("-loglevel", "error", "-noautorotate", "-i", path,
+    """ffmpeg command streaming raw 8-bit luma frames (rows in stored order) to stdout, each frame's pts to stderr."""
+    vf = f"{SHOWINFO},{LUMA_FILTER}"
+    if out_width is not None:
+        vf += f",scale={out_width}:ih:flags={WIDTH_SCALER}"
+    return ffmpeg_command("-nostats", "-loglevel", "info", "-copyts", "-noautorotate", "-i", path,
                           "-map", VIDEO_STREAM, "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough",
                           "-f", "rawvideo", "-pix_fmt", "gray", "-")  # fmt: skip
 
@@ -311,36 +311,56 @@ def iter_luma(path, chunk_frames: int = 64, width: int | None = None) -> Iterato
     chunks run out, on error and on ``close()``; wrap in ``contextlib.closing`` to stop it at once
     when the consuming loop may raise.
     """
-    info = probe(path)
+    return (luma for _, luma in iter_luma_times(path, chunk_frames, width))
+
+
+def iter_luma_times(path, chunk_frames: int = 64, width: int | None = None, info: VideoInfo | None = None):
+    """``(frame_time_ms (n,), luma (n, height, width))`` chunks as :func:`iter_luma`, with each frame's pts.
+
+    Times (ms, float64, NaN for a frame without one) come from the same ffmpeg run, so a file is
+    read once; they equal :func:`frame_times_ms` of a whole file. ``info`` is the video's probe
+    when the caller has it.
+    """
+    info = info or probe(path)
     if int(chunk_frames) < 1:
         raise FlashsyncError(f"chunk_frames must be at least 1, got {chunk_frames}")
     out_width = _check_width(width, info)
     return _luma_chunks(info, int(chunk_frames), out_width)
 
 
-def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None) -> Iterator[np.ndarray]:
-    """Generator behind ``iter_luma``: runs ffmpeg, yields chunks, always reaps the process."""
+def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None):
+    """Generator behind ``iter_luma_times``: runs ffmpeg, yields (times, chunk), always reaps the process."""
     shape = (chunk_frames, info.height, out_width or info.width)
     frame_bytes = shape[1] * shape[2]
-    with tempfile.TemporaryFile() as errors:
-        cmd = _luma_command(info.path, out_width)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, bufsize=0)
-        try:
-            _enlarge_pipe(proc.stdout)
-            while True:
-                chunk = np.empty(shape, dtype=np.uint8)
-                got = read_exact(proc.stdout, memoryview(chunk.reshape(-1)))
-                n_frames, rest = divmod(got, frame_bytes)
-                if n_frames:
-                    yield chunk if n_frames == chunk_frames else chunk[:n_frames]
-                if got < chunk.nbytes:
-                    break
-            if proc.wait() != 0:
-                raise FlashsyncError(f"ffmpeg failed decoding {info.path}: {log_last_line(errors)}")
-            if rest:
-                raise FlashsyncError(f"ffmpeg stopped inside a frame of {info.path}; does the frame size change?")
-        finally:
-            stop_process(proc)
+    cmd = _luma_command(info.path, out_width)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    log = PtsLog(proc.stderr)
+    log.start()
+    try:
+        _enlarge_pipe(proc.stdout)
+        while True:
+            chunk = np.empty(shape, dtype=np.uint8)
+            got = read_exact(proc.stdout, memoryview(chunk.reshape(-1)))
+            n_frames, rest = divmod(got, frame_bytes)
+            if n_frames:
+                times = np.array([log.next_pts(info.path) for _ in range(n_frames)], dtype=np.float64)
+                yield times, (chunk if n_frames == chunk_frames else chunk[:n_frames])
+            if got < chunk.nbytes:
+                break
+        check_decoder_end(proc, log, info.path, rest > 0)
+    finally:
+        stop_process(proc)
+        log.join()
+        proc.stderr.close()
+
+
+def check_decoder_end(proc: subprocess.Popen, log: PtsLog, path: str, partial_frame: bool) -> None:
+    """Wait for a decoder whose frames ran out; FlashsyncError if it failed or stopped inside a frame."""
+    if proc.wait() != 0:
+        log.join()
+        raise FlashsyncError(f"ffmpeg failed decoding {path}: {log.last_line()}")
+    if partial_frame:
+        raise FlashsyncError(f"ffmpeg stopped inside a frame of {path}; does the frame size change?")
 
 
 def prefetch(chunks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:

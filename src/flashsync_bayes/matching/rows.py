@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from flashsync_bayes.matching.edges import camera_order, leading_edges
-from flashsync_bayes.matching.pairwise import MatchSettings, match_pair
+from flashsync_bayes.matching.pairwise import MatchSettings, PairMatch, match_pair, matched_pairs
 from flashsync_bayes.sensors import TYPICAL_ROWS_RATIO
 
 #: Readout fractions ``R / L`` tried for cameras whose total rows are unknown (``L / R`` 1.02-2.3,
@@ -23,6 +23,9 @@ from flashsync_bayes.sensors import TYPICAL_ROWS_RATIO
 READOUT_GUESSES = tuple(np.arange(0.98, 0.40, -0.06))
 #: ... and, the longer frame period counted twice, two cameras' rows by at most this share of it.
 GUESS_ERROR_FRAMES = 0.03
+#: Guesses whose matched pairs' RMS distance from their line is within this (ms) of the closest's
+#: are told apart by the prior, not by the residuals (locked frame phases: rows line up alike).
+RESIDUAL_FLOOR_MS = 0.01
 
 
 def initial_total_rows(labels, heights, total_rows: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -41,16 +44,40 @@ def ordered_edges(events: xr.Dataset, rows_total: np.ndarray, c: int, rows: floa
     return edges.own_time_ms[order], edges.polarity[order]
 
 
+def pair_residual_ms(x, x_polarity, y, y_polarity, pair: PairMatch, tolerance_ms: float) -> float:
+    """RMS (ms) of the matched pairs' distances from the pair's line ``x ≈ drift * y + shift_ms``."""
+    mapped = pair.drift * y + pair.shift_ms
+    i, j = matched_pairs(x, x_polarity, mapped, y_polarity, tolerance_ms)
+    return float(np.sqrt(np.mean((x[i] - mapped[j]) ** 2))) if i.size else np.inf
+
+
 def best_guess(events, chosen, c, partner, partner_options, options, settings: MatchSettings) -> tuple:
-    """``(n_matched, partner rows, rows)`` of the best linked pair of guesses, n_matched -1 if none links."""
-    best = (-1, chosen[partner], chosen[c])
+    """``(n_matched, partner rows, rows)`` of the best linked pair of guesses, n_matched -1 if none links.
+
+    Most matched pairs wins. Among equals, the guesses whose pairs lie closest to their line (the
+    right total rows line a frame's rows up; wrong ones leave a row-dependent spread); where the
+    residuals do not tell them apart (locked frame phases), the guesses nearest the typical sensor.
+    """
+    heights = events["height"].values.astype(np.float64)
+    tried = []
     for partner_rows in partner_options:
         x = ordered_edges(events, chosen, partner, partner_rows)
         for rows in options:
-            pair = match_pair(*x, *ordered_edges(events, chosen, c, rows), settings)
-            if pair.status == "linked" and pair.n_matched > best[0]:
-                best = (pair.n_matched, partner_rows, rows)
-    return best
+            y = ordered_edges(events, chosen, c, rows)
+            pair = match_pair(*x, *y, settings)
+            if pair.status == "linked":
+                atypical = abs(np.log(partner_rows / (TYPICAL_ROWS_RATIO * heights[partner]))) + abs(
+                    np.log(rows / (TYPICAL_ROWS_RATIO * heights[c]))
+                )
+                tried.append((pair.n_matched, pair_residual_ms(*x, *y, pair, settings.tolerance_ms), atypical, partner_rows, rows))
+    if not tried:
+        return -1, chosen[partner], chosen[c]
+    most = max(t[0] for t in tried)
+    tried = [t for t in tried if t[0] == most]
+    closest = min(t[1] for t in tried)
+    clear = [t for t in tried if t[1] <= closest + RESIDUAL_FLOOR_MS]
+    n, _, _, partner_rows, rows = min(clear, key=lambda t: t[2])
+    return n, partner_rows, rows
 
 
 def guess_anchor(events, chosen, options, done: list, pending: list, settings: MatchSettings) -> None:
