@@ -178,3 +178,10 @@ def test_a_closed_pipe_loses_no_result(saved, tmp_path, monkeypatch, capsys):
     assert main(["report", str(saved), "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "f.png")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["n_flashes"] == 24  # written before the table was printed
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_demo_never_overwrites_an_earlier_demo(tmp_path, capsys):
+    (tmp_path / "cam0.mp4").write_bytes(b"an earlier demo video")
+    code, _, err = run(["demo", "--outdir", str(tmp_path), "--no-compile-cache"], capsys)
+    assert_one_line_error(code, err, "exists")
+    assert (tmp_path / "cam0.mp4").read_bytes() == b"an earlier demo video"
