@@ -64,3 +64,22 @@ def close_encoder(process: subprocess.Popen | None, kill: bool = False) -> None:
     if kill and process.poll() is None:
         process.kill()
     process.wait()
+
+
+def read_exact(stream, buf: memoryview) -> int:
+    """Bytes read into ``buf`` (all of it unless the stream ends first)."""
+    got = 0
+    while got < len(buf):
+        n = stream.readinto(buf[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` if still running, close its pipe and reap it (no zombie left)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.stdout.close()
+    proc.wait()

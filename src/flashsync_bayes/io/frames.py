@@ -21,11 +21,11 @@ from fractions import Fraction
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.io.ffmpeg import close_encoder, ffmpeg_command, log_last_line
+from flashsync_bayes.io.ffmpeg import close_encoder, ffmpeg_command, log_last_line, read_exact, stop_process
 from flashsync_bayes.io.files import atomic_write
-from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog
+from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, check_decoder_end
 from flashsync_bayes.io.timestamps import video_rate, video_timescale
-from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, check_decoder_end, probe, read_exact, stop_process
+from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, probe
 
 #: Seeks land this much (ms) before the wanted start; the frames in between are decoded and left out.
 SEEK_MARGIN_MS = 1000.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import queue
 import re
+import subprocess
 import threading
 from fractions import Fraction
 
@@ -76,3 +77,12 @@ def logged_times_ms(stderr: bytes) -> list[float]:
     found = _TIMEBASE.search(stderr)
     timebase = None if found is None else Fraction(int(found.group(1)), int(found.group(2)))
     return [pts_ms(m.group(1), timebase) for m in _FRAME_PTS.finditer(stderr)]
+
+
+def check_decoder_end(proc: subprocess.Popen, log: PtsLog, path: str, partial_frame: bool) -> None:
+    """Wait for a decoder whose frames ran out; FlashsyncError if it failed or stopped inside a frame."""
+    if proc.wait() != 0:
+        log.join()
+        raise FlashsyncError(f"ffmpeg failed decoding {path}: {log.last_line()}")
+    if partial_frame:
+        raise FlashsyncError(f"ffmpeg stopped inside a frame of {path}; does the frame size change?")

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, run_ffmpeg
-from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, logged_times_ms
+from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, read_exact, run_ffmpeg, stop_process
+from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, check_decoder_end, logged_times_ms
 
 VIDEO_STREAM = "0:V:0"  # first video stream that is not cover art / an attached picture
 PKT_FLAG_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD: the demuxer asks the decoder to drop this frame
@@ -276,25 +276,6 @@ def _enlarge_pipe(stream) -> None:
         pass
 
 
-def read_exact(stream, buf: memoryview) -> int:
-    """Bytes read into ``buf`` (all of it unless the stream ends first)."""
-    got = 0
-    while got < len(buf):
-        n = stream.readinto(buf[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """Kill ``proc`` if still running, close its pipe and reap it (no zombie left)."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.stdout.close()
-    proc.wait()
-
-
 def _check_width(width, info: VideoInfo) -> int | None:
     """Output width in pixels, or None to keep the stored width."""
     if width is None or int(width) == info.width:
@@ -352,15 +333,6 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None):
         stop_process(proc)
         log.join()
         proc.stderr.close()
-
-
-def check_decoder_end(proc: subprocess.Popen, log: PtsLog, path: str, partial_frame: bool) -> None:
-    """Wait for a decoder whose frames ran out; FlashsyncError if it failed or stopped inside a frame."""
-    if proc.wait() != 0:
-        log.join()
-        raise FlashsyncError(f"ffmpeg failed decoding {path}: {log.last_line()}")
-    if partial_frame:
-        raise FlashsyncError(f"ffmpeg stopped inside a frame of {path}; does the frame size change?")
 
 
 def prefetch(chunks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
