@@ -110,13 +110,12 @@ def _projected_share(binned: np.ndarray, centres: np.ndarray, cycles_per_row: np
     """
     centred = _detrended(binned, centres)
     total = np.maximum(np.sum(centred**2, axis=1), 1e-30)
-    shares = np.zeros(cycles_per_row.shape[0])
-    for i, frequencies in enumerate(cycles_per_row):
-        phase = 2 * np.pi * np.asarray(frequencies)[:, None] * centres[None, :]
-        basis = _detrended(np.concatenate([np.cos(phase), np.sin(phase)]), centres).T
-        solution, *_ = np.linalg.lstsq(basis, centred.T, rcond=None)
-        shares[i] = np.median(np.sum((basis @ solution) ** 2, axis=0) / total)
-    return shares
+    phase = 2 * np.pi * np.asarray(cycles_per_row, dtype=np.float64)[:, :, None] * centres
+    basis = _detrended(np.concatenate([np.cos(phase), np.sin(phase)], axis=1), centres)  # (models, 2k, bins)
+    # a least-squares fit's explained energy |B b|^2 = c' (B'B)^+ c with c = B'y, for all models at once
+    inner = basis @ centred.T
+    explained = np.sum(inner * (np.linalg.pinv(basis @ np.swapaxes(basis, 1, 2), hermitian=True) @ inner), axis=1)
+    return np.median(explained / total, axis=1)
 
 
 def band_frequency(median: np.ndarray) -> float:

@@ -160,23 +160,31 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
 INSTANT_RISE_LOGIT = -30.0
 
 
-@partial(jax.jit, static_argnames=("iterations",))
 def fit_edges(windows, weights, blur_rows=None, iterations: int = 60) -> EdgeFit:
     """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
 
     ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
     window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
     ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
-    The pulse rises instantly (:data:`INSTANT_RISE_LOGIT`). ``blur_rows`` (one per window), when
-    given, fixes the blur instead of fitting it.
+    The pulse rises instantly (:data:`INSTANT_RISE_LOGIT`). ``blur_rows`` (one per window, rows),
+    when given, fixes the blur instead of fitting it (NaN: fitted). Free and fixed blur share one
+    compiled kernel per window count.
     """
+    if blur_rows is None:
+        blur_rows = jnp.full(windows.shape[0], jnp.nan, dtype=windows.dtype)
+    return _fit_edges(windows, weights, jnp.asarray(blur_rows, dtype=windows.dtype), iterations)
+
+
+@partial(jax.jit, static_argnames=("iterations",))
+def _fit_edges(windows, weights, blur_rows, iterations: int) -> EdgeFit:
+    """:func:`fit_edges` with the blur of window ``i`` fixed where ``blur_rows[i]`` is finite."""
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
     starts = jax.vmap(initial_edge_params)(windows, weights).at[..., 6].set(INSTANT_RISE_LOGIT)
+    fixed = jnp.isfinite(blur_rows)
+    starts = starts.at[..., 4].set(jnp.where(fixed[:, None], jnp.log(blur_rows)[:, None], starts[..., 4]))
     free = jnp.ones(N_EDGE_PARAMS).at[6].set(0.0)
-    if blur_rows is not None:
-        starts = starts.at[..., 4].set(jnp.log(blur_rows)[:, None])
-        free = free.at[4].set(0.0)
-    return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, None, None))(windows, weights, x, starts, free, iterations)
+    free = jnp.where(fixed[:, None], free.at[4].set(0.0)[None, :], free[None, :])
+    return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, 0, None))(windows, weights, x, starts, free, iterations)
 
 
 def initial_edge_params(window, weight):

@@ -43,10 +43,15 @@ def _centred_anchors(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray
     return np.clip(anchors + np.round(offset).astype(np.int64), 0, evidence.rising.shape[1] - 1)
 
 
+#: Fewest windows a fit is padded to: most videos' edge fits then share one compiled shape, so a new
+#: process traces the fit once (seconds) rather than once per count (fitting padding costs little).
+FIT_BUCKET = 64
+
+
 def _padded(windows: np.ndarray, weights: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Fit windows and weights padded to a power-of-two count (at least 8): fits compile for few shapes."""
+    """Fit windows and weights padded to a power-of-two count (at least :data:`FIT_BUCKET`): few compiled shapes."""
     n = windows.shape[0]
-    pad = ((0, power_of_two(n, 8) - n), (0, 0))
+    pad = ((0, power_of_two(n, FIT_BUCKET) - n), (0, 0))
     return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0))
 
 
