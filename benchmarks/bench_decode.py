@@ -1,47 +1,33 @@
-"""Decode and profile throughput: plain ffmpeg to null vs ``iter_luma`` and row-profile extraction.
+"""Decode and profile throughput: plain ffmpeg to null vs ``iter_luma``, row-profile extraction and detection.
 
-Row-profile extraction (``detection.compute_profiles``, the per-frame work of flash detection) is
-timed with ffmpeg shrinking frames to the default 256 columns and at full width; "ambient +
-edges" is the rest of detection on those profiles (the flicker and auto-exposure model,
-thresholds, candidates and sub-row edge fits, ``detection.flash_evidence`` + ``detection.find_edges``);
-``detect_events`` is all of it with the timestamps. Ratios are against plain ffmpeg decoding of
-the same file in the same run (target for 1280x720 H.264: detection at most ~1.3).
+Row-profile extraction (``detection.compute_profiles``, the per-frame work of flash detection,
+one ffmpeg run for frames and timestamps) is timed with ffmpeg shrinking frames to the default
+256 columns and at full width; "ambient + edges" is the rest of detection on those profiles
+(``detection.flash_evidence`` + ``detection.find_edges``); ``detect_events`` is all of it. Every
+reader runs once before timing (JAX compilation excluded), then the readers run in turn
+(A B C A B C ...) ``--repeat`` times and the best time of each is reported with its ratio to plain
+ffmpeg decoding of the same file in the same run (target for 1280x720 H.264: detect_events <= 1.15x).
 
-Usage: ``python benchmarks/bench_decode.py [VIDEO] [--repeat N] [--duration S]``. Without VIDEO
-a 1280x720, 30 fps H.264 CRF 23 ``testsrc2`` video of S seconds (default 60) is written to a
-temporary directory first. Prints the best of N wall-clock times per reader and its ratio to
-plain ffmpeg decoding.
+Usage: ``python benchmarks/bench_decode.py [VIDEO] [--codec h264 hevc] [--size 1280x720 1920x1080]
+[--duration S] [--repeat N] [--quick] [--json OUT]``. Without VIDEO a ``testsrc2`` video (30 fps,
+CRF 23) per codec and size is written to a temporary directory first.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from benchlib import ENCODERS, ffmpeg_null, has_encoder, interleaved, lavfi_video, load, machine, table, write_json
 
 from flashsync_bayes.detection import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
 from flashsync_bayes.io import video
-from flashsync_bayes.io.ffmpeg import ffmpeg_exe
 from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
-
-def make_test_video(directory: Path, duration_s: float) -> str:
-    """Path of a fresh 1280x720, 30 fps H.264 CRF 23 test pattern video of ``duration_s`` seconds."""
-    out = directory / "testsrc2_720p.mp4"
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                    "-i", f"testsrc2=s=1280x720:r=30:d={duration_s:g}", "-c:v", "libx264", "-crf", "23",
-                    "-pix_fmt", "yuv420p", str(out)], check=True)  # fmt: skip
-    return str(out)
-
-
-def ffmpeg_null(path: str) -> int:
-    """Frames decoded by plain ffmpeg to the null muxer (count not parsed: returns 0)."""
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path,
-                    "-map", "0:V:0", "-f", "null", "-"], check=True)  # fmt: skip
-    return 0
+BASE = "ffmpeg -f null"
+PROFILES = "compute_profiles"
+DETECT = "detect_events"
 
 
 def luma_frames(path: str, width: int | None = None) -> int:
@@ -49,56 +35,95 @@ def luma_frames(path: str, width: int | None = None) -> int:
     return sum(len(chunk) for chunk in video.iter_luma(path, width=width))
 
 
-def best_time(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
-    """Best wall-clock seconds over ``repeat`` runs and the frame count of the last run."""
-    times, frames = [], 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        frames = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), frames
-
-
-def run(path: str, repeat: int) -> None:
-    """Prints probe info and the timing table for ``path``."""
-    info = video.probe(path)
-    n_frames = len(video.frame_times_ms(path))
-    print(f"{path}: {info.width}x{info.height} {info.codec} {info.frame_rate:.3f} fps, {n_frames} frames")
+def readers(path: str, quick: bool) -> dict:
+    """Name -> function of everything timed on ``path`` (the three key ones with ``quick``)."""
     settings = DetectorSettings()
-    rows = compute_profiles(path, settings, progress=False)
-    frame_times = video.frame_times_ms(path)
-    ticks = tick_numbers(frame_times, estimate_frame_clock(frame_times))
-    readers = {
-        "ffmpeg -f null": lambda: ffmpeg_null(path),
+    times, rows = compute_profiles(path, settings, progress=False)
+    ticks = tick_numbers(times, estimate_frame_clock(times))
+    key = {
+        BASE: lambda: ffmpeg_null(path),
+        PROFILES: lambda: compute_profiles(path, settings, progress=False),
+        DETECT: lambda: detect_events([path], progress=False),
+    }
+    if quick:
+        return key
+    return {
+        **key,
         "iter_luma": lambda: luma_frames(path),
         f"iter_luma width={settings.width}": lambda: luma_frames(path, settings.width),
-        f"row profiles width={settings.width}": lambda: len(compute_profiles(path, settings, progress=False).median),
-        "row profiles full width": lambda: len(compute_profiles(path, DetectorSettings(width=None), progress=False).median),
-        "ambient + edges": lambda: len(find_edges(flash_evidence(rows, ticks, settings)[0], settings)["row"]),
-        "detect_events": lambda: detect_events([path], progress=False).sizes["event"],
-        "frame_times_ms": lambda: len(video.frame_times_ms(path)),
-        "probe": lambda: (video.probe(path), 0)[1],
+        "compute_profiles full width": lambda: compute_profiles(path, DetectorSettings(width=None), progress=False),
+        "ambient + edges": lambda: find_edges(flash_evidence(rows, ticks, settings)[0], settings),
+        "frame_times_ms": lambda: video.frame_times_ms(path),
+        "probe": lambda: video.probe(path),
     }
-    base = None
-    for name, fn in readers.items():
-        seconds, frames = best_time(fn, repeat)
-        base = base or seconds
-        rate = f"{n_frames / seconds:8.1f} frames/s" if name != "probe" else " " * 17
-        print(f"{name:22s} {seconds:7.3f} s  {rate}  x{seconds / base:5.2f} of ffmpeg -f null")
+
+
+def bench_file(path: str, repeat: int, quick: bool, label: str) -> list[dict]:
+    """Timing rows of every reader on ``path`` (warmed up once each, then interleaved)."""
+    info = video.probe(path)
+    n_frames = len(video.frame_times_ms(path))
+    print(f"\n{label}: {path}: {info.width}x{info.height} {info.codec} {info.frame_rate:.3f} fps, {n_frames} frames")
+    functions = readers(path, quick)
+    for fn in functions.values():
+        fn()  # compile and warm the file cache
+    timings = interleaved(functions, repeat)
+    base = timings[BASE]["best_s"]
+    rows = []
+    for name, timing in timings.items():
+        seconds = timing["best_s"]
+        rows.append({"video": label, "reader": name, "best_s": seconds, "frames_per_s": round(n_frames / seconds, 1),
+                     "x_decode": round(seconds / base, 3), "all_s": timing["all_s"], "load_1min": timing["load_1min"]})  # fmt: skip
+    print(table(rows, ["reader", "best_s", "frames_per_s", "x_decode", "load_1min"]))
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per video: compute_profiles / decode and detect_events / decode (with the 1.15 target)."""
+    out = []
+    for label in dict.fromkeys(r["video"] for r in rows):
+        mine = {r["reader"]: r for r in rows if r["video"] == label}
+        detect = mine[DETECT]["x_decode"]
+        out.append({"video": label, "profiles_x": mine[PROFILES]["x_decode"], "detect_x": detect,
+                    "target_detect_x": 1.15, "met": detect <= 1.15})  # fmt: skip
+    return out
+
+
+def generated(directory: Path, args) -> list[tuple[str, str]]:
+    """(label, path) of a test video per requested codec and size; codecs the ffmpeg lacks are skipped."""
+    videos = []
+    for codec in args.codec:
+        if not has_encoder(ENCODERS[codec]):
+            print(f"{codec}: imageio-ffmpeg's ffmpeg has no {ENCODERS[codec]} encoder; skipped")
+            continue
+        for size in args.size:
+            preset = args.preset or ("fast" if codec == "hevc" else "medium")
+            path = str(directory / f"testsrc2_{size}_{codec}.mp4")
+            print(f"writing {args.duration:g} s {size} {codec} ({ENCODERS[codec]} -preset {preset}) ...", flush=True)
+            videos.append((f"{size} {codec}", lavfi_video(path, size, 30.0, args.duration, codec, preset)))
+    return videos
 
 
 def main() -> None:
-    """Command line entry: benchmark VIDEO or a generated 720p test video."""
+    """Command line entry: benchmark VIDEO or generated test videos; print tables, optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("video", nargs="?", help="video file (default: generate a 720p test video)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per reader; the best is reported")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the generated test video")
+    parser.add_argument("video", nargs="?", help="video file (default: generate test videos)")
+    parser.add_argument("--codec", nargs="+", choices=sorted(ENCODERS), default=["h264"], help="codecs (default h264)")
+    parser.add_argument("--size", nargs="+", default=["1280x720"], help="WxH sizes, e.g. 1280x720 1920x1080")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of each generated video (default 60)")
+    parser.add_argument("--preset", help="encoder preset (default: medium for h264, fast for hevc)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best is reported (default 3)")
+    parser.add_argument("--quick", action="store_true", help="time only plain decode, compute_profiles and detect_events")
+    parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args()
-    if args.video:
-        run(args.video, args.repeat)
-        return
+    payload = {"benchmark": "decode", "machine": machine(), "settings": vars(args)}
+    print(f"load average {load()} on {payload['machine']['cpus']} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
-        run(make_test_video(Path(tmp), args.duration), args.repeat)
+        videos = [("file", args.video)] if args.video else generated(Path(tmp), args)
+        rows = [row for label, path in videos for row in bench_file(path, args.repeat, args.quick, label)]
+    summary = ratios(rows)
+    print("\nratios to plain decoding of the same file (best of each, same run):")
+    print(table(summary, ["video", "profiles_x", "detect_x", "target_detect_x", "met"]))
+    write_json(args.json, {**payload, "rows": rows, "ratios": summary})
 
 
 if __name__ == "__main__":
