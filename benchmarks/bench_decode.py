@@ -1,9 +1,10 @@
 """Decode and profile throughput: plain ffmpeg to null vs ``iter_luma``, row-profile extraction and detection.
 
-Row-profile extraction (``detection.compute_profiles``, the per-frame work of flash detection,
-one ffmpeg run for frames and timestamps) is timed with ffmpeg shrinking frames to the default
-256 columns and at full width; "ambient + edges" is the rest of detection on those profiles
-(``detection.flash_evidence`` + ``detection.find_edges``); ``detect_events`` is all of it. Every
+Row-profile extraction (``detection.profile_chunks`` consumed, the per-frame work of flash
+detection, one ffmpeg run for frames and timestamps) is timed with ffmpeg shrinking frames to the
+default 256 columns and at full width; "ambient + edges" is the rest of detection on those profiles
+held in memory (``detection.stream``: evidence and edges window by window); ``detect_events`` is
+all of it (the two overlap there: detection runs while ffmpeg decodes). Every
 reader runs once before timing (JAX compilation excluded), then the readers run in turn
 (A B C A B C ...) ``--repeat`` times and the best time of each is reported with its ratio to plain
 ffmpeg decoding of the same file in the same run (target for 1280x720 H.264: detect_events <= 1.15x).
@@ -21,12 +22,11 @@ from pathlib import Path
 
 from benchlib import ENCODERS, ffmpeg_null, has_encoder, interleaved, lavfi_video, load, machine, table, write_json
 
-from flashsync_bayes.detection import DetectorSettings, compute_profiles, detect_events, find_edges, flash_evidence
+from flashsync_bayes.detection import DetectorSettings, detect_events, profile_chunks, stream
 from flashsync_bayes.io import video
-from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 
 BASE = "ffmpeg -f null"
-PROFILES = "compute_profiles"
+PROFILES = "profile_chunks"
 DETECT = "detect_events"
 
 
@@ -35,24 +35,28 @@ def luma_frames(path: str, width: int | None = None) -> int:
     return sum(len(chunk) for chunk in video.iter_luma(path, width=width))
 
 
+def profile_frames(path: str, settings: DetectorSettings) -> int:
+    """Frames whose row profiles ``profile_chunks`` computes (consumed, not kept)."""
+    return sum(times.size for times, _ in profile_chunks(path, settings))
+
+
 def readers(path: str, quick: bool) -> dict:
     """Name -> function of everything timed on ``path`` (the three key ones with ``quick``)."""
     settings = DetectorSettings()
-    times, rows = compute_profiles(path, settings, progress=False)
-    ticks = tick_numbers(times, estimate_frame_clock(times))
     key = {
         BASE: lambda: ffmpeg_null(path),
-        PROFILES: lambda: compute_profiles(path, settings, progress=False),
+        PROFILES: lambda: profile_frames(path, settings),
         DETECT: lambda: detect_events([path], progress=False),
     }
     if quick:
         return key
+    chunks = list(profile_chunks(path, settings))
     return {
         **key,
         "iter_luma": lambda: luma_frames(path),
         f"iter_luma width={settings.width}": lambda: luma_frames(path, settings.width),
-        "compute_profiles full width": lambda: compute_profiles(path, DetectorSettings(width=None), progress=False),
-        "ambient + edges": lambda: find_edges(flash_evidence(rows, ticks, settings)[0], settings),
+        "profile_chunks full width": lambda: profile_frames(path, DetectorSettings(width=None)),
+        "ambient + edges": lambda: stream.detect_windows(stream.windows(iter(chunks), settings.slice_frames), settings),
         "frame_times_ms": lambda: video.frame_times_ms(path),
         "probe": lambda: video.probe(path),
     }
@@ -78,7 +82,7 @@ def bench_file(path: str, repeat: int, quick: bool, label: str) -> list[dict]:
 
 
 def ratios(rows: list[dict]) -> list[dict]:
-    """Per video: compute_profiles / decode and detect_events / decode (with the 1.15 target)."""
+    """Per video: profile_chunks / decode and detect_events / decode (with the 1.15 target)."""
     out = []
     for label in dict.fromkeys(r["video"] for r in rows):
         mine = {r["reader"]: r for r in rows if r["video"] == label}
@@ -112,7 +116,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of each generated video (default 60)")
     parser.add_argument("--preset", help="encoder preset (default: medium for h264, fast for hevc)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best is reported (default 3)")
-    parser.add_argument("--quick", action="store_true", help="time only plain decode, compute_profiles and detect_events")
+    parser.add_argument("--quick", action="store_true", help="time only plain decode, profile_chunks and detect_events")
     parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args()
     payload = {"benchmark": "decode", "machine": machine(), "settings": vars(args)}

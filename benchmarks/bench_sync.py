@@ -13,7 +13,8 @@ the best is the baseline (target: cold sync of 4 videos <= 1.4x). A last warm pr
 phases inside (imports, detection from the cache, matching, fit) and repeats them in the same
 process, which shows what tracing and compiling still cost after the caches ("start + imports":
 interpreter start and every import, from the process's creation time; "exit": the parent's wall
-time of the process minus all the phases of both rounds, i.e. what follows until the process is gone).
+time of the process minus all the phases of both rounds, i.e. what follows until the process is gone; the
+process ends as ``flashsync`` does, without the interpreter's final garbage collection).
 
 Usage: ``python benchmarks/bench_sync.py [--setup four demo] [--method laplace bayes] [--size 1280x720]
 [--duration 60] [--repeat N] [--json OUT]`` (about 10 minutes with the defaults on 2 busy cores).
@@ -22,6 +23,7 @@ Usage: ``python benchmarks/bench_sync.py [--setup four demo] [--method laplace b
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -107,7 +109,8 @@ def phases(method: str, cache_dir: str, paths: list[str]) -> None:
         out[f"match{suffix}_s"], start = time.perf_counter() - start, time.perf_counter()
         fit(matched, method=method, progress=False)
         out[f"fit{suffix}_s"] = time.perf_counter() - start
-    print(json.dumps({k: round(v, 3) for k, v in out.items()}))
+    print(json.dumps({k: round(v, 3) for k, v in out.items()}), flush=True)
+    gc.freeze()  # as the flashsync program does before it exits (flashsync_bayes.cli.run)
 
 
 def bench_setup(setup: str, args, workdir: str) -> tuple[list[dict], list[dict]]:

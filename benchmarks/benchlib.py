@@ -48,6 +48,13 @@ def lavfi_video(path: str, size: str, rate: float, seconds: float, codec: str = 
     return path
 
 
+def looped_video(path: str, out: str, times: int) -> str:
+    """Write ``path`` ``times`` times over into ``out`` without encoding (``-stream_loop``, ``-c copy``); returns ``out``."""
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-stream_loop", str(times - 1),
+                    "-i", path, "-c", "copy", out], check=True)  # fmt: skip
+    return out
+
+
 def ffmpeg_null(*paths: str) -> int:
     """Decode each file in turn with plain ffmpeg to the null muxer (``ffmpeg -i F -f null -``); returns 0."""
     for path in paths:

@@ -303,11 +303,11 @@ def test_existing_files_are_kept_unless_overwrite(identifiable_fit, tmp_path):
     assert png_size(existing) == (900, 650)
 
 
-def test_importing_plots_adds_nothing_but_itself():
+def test_importing_plots_leaves_matplotlib_for_drawing():
     code = (
-        "import sys, flashsync_bayes; before = set(sys.modules); import flashsync_bayes.plots; "
-        "extra = sorted(m for m in set(sys.modules) - before if not m.startswith('flashsync_bayes.plots')); "
-        "assert not extra, extra"
+        "import sys, flashsync_bayes.plots; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'arviz', 'numpyro')); "
+        "assert not heavy, heavy"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": "cpu"})
     assert done.returncode == 0, done.stderr[-500:]

@@ -3,7 +3,9 @@
 Compiling the detection kernels and the samplers takes seconds to tens of seconds on two cores;
 with the cache a later process reuses every compilation of the same (padded) shapes. The
 ``flashsync`` command turns it on by default; ``--no-compile-cache`` or the environment variable
-:data:`OPT_OUT_VARIABLE` turn it off. Library users call :func:`enable_compilation_cache`.
+:data:`OPT_OUT_VARIABLE` turn it off. Library users call :func:`enable_compilation_cache`. The
+cache holds compiled programs only; :mod:`flashsync_bayes.export_cache` keeps the traced programs
+of inference in a subfolder of it, so that a new process neither traces nor compiles them.
 """
 
 from __future__ import annotations

@@ -111,8 +111,7 @@ def score(camera, flashes, edges, n_frames):
 def test_flashes_under_indoor_light_are_found_without_false_events():
     """12 recordings drawn over the real ranges (FACTS.md), aggregated over their ~60 fully visible flashes.
 
-    Issue targets: recall >= 98 %, no false events, RMS <= 0.5 rows; the bounds below hold what
-    this detector reaches here (see the measured figures), no more.
+    Issue targets: recall >= 98 %, no false events, RMS <= 0.5 rows.
     """
     rng = np.random.default_rng(2026)
     n_frames = 320
@@ -128,9 +127,10 @@ def test_flashes_under_indoor_light_are_found_without_false_events():
         errors.extend(case_errors)
     errors = np.array(errors)
     assert visible >= 50
-    assert found / visible >= 0.95
-    # measured on this set: 58/58 found, 1 false event, RMS 0.55 rows (late bias where residual
-    # flicker or a partial flash bends the band's foot); 48 wider cases: 0.98, 5 false, 0.40 rows
+    # the issue's targets but one false event, which this set still shows; 48 other cases (seed 7):
+    # 215/215 found, no false event, RMS 0.43 rows, bias +0.25 rows (a partial flash's foot: the
+    # rank statistic lifts its faint rows late)
+    assert found / visible >= 0.98
     assert false <= 1
-    assert np.sqrt(np.mean(errors**2)) <= 0.6
+    assert np.sqrt(np.mean(errors**2)) <= 0.5
     assert np.max(np.abs(errors)) <= 2.0

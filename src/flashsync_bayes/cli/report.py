@@ -8,8 +8,7 @@ import sys
 import warnings
 
 from flashsync_bayes.cli.outputs import STDOUT
-from flashsync_bayes.diagnostics import problems
-from flashsync_bayes.inference import NUTS
+from flashsync_bayes.methods import NUTS
 
 log = logging.getLogger("flashsync_bayes.cli")
 
@@ -53,9 +52,12 @@ def warn_about(result) -> None:
             "record a flash whose band crosses a frame boundary, or add a camera at another frame rate",
             stacklevel=2,
         )
-    if result.method == NUTS and problems(result.diagnostics()):
+    if result.method == NUTS:
+        from flashsync_bayes.diagnostics import problems  # ArviZ: only where R-hat and ESS are computed
+
         found = "; ".join(problems(result.diagnostics()))
-        warnings.warn(f"NUTS diagnostics: {found} — run more warmup/samples or chains", stacklevel=2)
+        if found:
+            warnings.warn(f"NUTS diagnostics: {found} — run more warmup/samples or chains", stacklevel=2)
 
 
 def write_text(path: str, text: str) -> None:

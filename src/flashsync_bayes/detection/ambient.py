@@ -18,8 +18,9 @@ The model is fitted in three steps, none of which lets a flash frame explain its
 1. :func:`band_frequency`: ``ν`` from the spectrum of many frames' median profiles;
 2. :func:`frame_coefficients`: per frame, a robust least-squares fit of the change's two
    sinusoids (pure JAX, vmapped over frames);
-3. :func:`predict_flicker`: ``ρ`` from consecutive frames, then every frame's flicker predicted
-   from the median of its neighbours' (leave-one-out), so a flash in frame k does not bend it.
+3. :func:`predict_flicker`: ``ρ`` from the periodogram of consecutive frames' changes, then
+   every frame's flicker predicted from the median of its neighbours' (leave-one-out), so a
+   flash in frame k does not bend it.
 
 :func:`flash_profiles` then divides the predicted change out of the rising and falling
 profiles and turns them into the relative change the edge model expects; :func:`frame_gain`
@@ -36,6 +37,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from flashsync_bayes.detection.profiles import biweight, robust_sd
 
 #: Flicker cycles per frame height searched: 100-120 Hz at 24-120 fps with readout fractions
 #: 0.45-1 give 0.37-5 cycles (slower ones are hard to tell from slow changes of the light).
@@ -58,8 +61,7 @@ MIN_LEVER = 0.3
 #: Largest change of the gain between frames taken for auto-exposure (relative): AE loops move
 #: the gain by a share of the metering error per frame, a dip of ~15 % over a few frames.
 MAX_GAIN_CHANGE = 0.25
-#: Tukey biweight constant (in robust sds) and iterations of the per-frame fit.
-BIWEIGHT = 4.685
+#: Iterations of the per-frame robust fit.
 ROBUST_ITERATIONS = 4
 
 
@@ -163,9 +165,7 @@ def _robust_fit(values, design):
 
     def step(coefficients, _):
         residual = values - design @ coefficients
-        scale = 1.4826 * jnp.median(jnp.abs(residual - jnp.median(residual))) + 1e-9
-        u = residual / (BIWEIGHT * scale)
-        weight = jnp.where(jnp.abs(u) < 1, (1 - u**2) ** 2, 0.0) + 1e-6
+        weight = biweight(residual, robust_sd(residual) + 1e-9) + 1e-6
         normal = design.T @ (weight[:, None] * design) + 1e-9 * jnp.eye(design.shape[1])
         return jnp.linalg.solve(normal, design.T @ (weight * values)), None
 
@@ -191,12 +191,39 @@ def frame_coefficients(median: np.ndarray, cycles_per_row: float) -> np.ndarray:
     return np.asarray(_frame_coefficients(jnp.asarray(binned), jnp.asarray(centres), cycles_per_row), dtype=np.float64)
 
 
-def _rotation(change: np.ndarray, step: np.ndarray) -> complex:
-    """Unit ``ρ`` by which consecutive frames' complex change amplitudes turn (pulse-pair estimate)."""
-    consecutive = (step[1:] == 1) & (step[:-1] == 1)
-    product = change[2:][consecutive[1:]] * np.conj(change[1:-1][consecutive[1:]])
-    total = product.sum()
-    return complex(total / abs(total)) if abs(total) > 0 else 1.0 + 0.0j
+#: Zero-padding factor of the periodogram in :func:`_rotation` (its grid step: a quarter of the resolution).
+PERIODOGRAM_PADDING = 4
+#: Change amplitudes larger than this many times their median are clipped to it before the
+#: periodogram (a flash frame's fit is no flicker).
+CLIP_MEDIANS = 3.0
+
+
+def _rotation(change: np.ndarray, ticks: np.ndarray, step: np.ndarray) -> complex:
+    """Unit ``ρ`` by which consecutive frames' complex change amplitudes turn: the periodogram's peak.
+
+    The changes of frames that follow their predecessor (``step`` 1) form ``c_k ∝ ρ^m_k`` over
+    their tick numbers ``m_k``: a complex sinusoid in the frame index whose frequency, the phase
+    step, is the peak of ``|Σ c_k ρ^-m_k|``. Unlike the pulse-pair angle of consecutive products,
+    the peak is not pulled by a part of the changes that does not turn with the bands (gain
+    changes and slow light leaking into a band of barely one cycle per frame, moving objects),
+    nor by a few frames with a flash (clipped to :data:`CLIP_MEDIANS` median amplitudes).
+    """
+    usable = (step == 1) & np.isfinite(change)
+    if np.count_nonzero(usable) < 2:
+        return 1.0 + 0.0j
+    values, index = change[usable], (ticks[usable] - ticks[usable].min()).astype(np.int64)
+    size = np.abs(values)
+    limit = CLIP_MEDIANS * max(float(np.median(size)), 1e-30)
+    values = values * np.minimum(1.0, limit / np.maximum(size, 1e-30))
+    n_grid = PERIODOGRAM_PADDING * (1 << int(index.max() + 1).bit_length())
+    series = np.zeros(n_grid, complex)
+    np.add.at(series, index, values)
+    power = np.abs(np.fft.fft(series)) ** 2
+    peak = int(np.argmax(power))
+    left, mid, right = power[peak - 1], power[peak], power[(peak + 1) % n_grid]
+    curvature = left - 2 * mid + right
+    offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
+    return complex(np.exp(2j * np.pi * (peak + offset) / n_grid))
 
 
 #: A missing complex value: NaN in both parts (``nan + 0j`` would count as an imaginary 0).
@@ -228,7 +255,7 @@ def predict_flicker(coefficients: np.ndarray, ticks: np.ndarray) -> tuple[np.nda
     n = coefficients.shape[0]
     step = np.concatenate([[0], np.diff(ticks)]).astype(np.int64)
     change = [coefficients[:, 1] - 1j * coefficients[:, 2], coefficients[:, 3] - 1j * coefficients[:, 4]]
-    rho = _rotation(change[0], step)
+    rho = _rotation(change[0], ticks, step)
     predicted_change, level = np.zeros((n, 4)), np.zeros((n, 4))
     for h, observed in enumerate(change, start=1):
         turn = rho**h
@@ -244,10 +271,16 @@ def predict_flicker(coefficients: np.ndarray, ticks: np.ndarray) -> tuple[np.nda
     return predicted_change, level, rho
 
 
-def fit_flicker(median: np.ndarray, ticks: np.ndarray) -> tuple[Flicker, np.ndarray, np.ndarray]:
-    """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 4), level (n, 4))``."""
+def fit_flicker(
+    median: np.ndarray, ticks: np.ndarray, cycles_per_row: float | None = None
+) -> tuple[Flicker, np.ndarray, np.ndarray]:
+    """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 4), level (n, 4))``.
+
+    ``cycles_per_row``: the band frequency ν (cycles per row, 0 for no flicker) to fit, e.g. one found
+    earlier in the same video; None searches it in ``median`` (:func:`band_frequency`).
+    """
     n = median.shape[0]
-    cycles = band_frequency(median)
+    cycles = band_frequency(median) if cycles_per_row is None else float(cycles_per_row)
     if cycles <= 0:
         return NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
     change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)

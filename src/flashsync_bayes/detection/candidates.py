@@ -29,15 +29,16 @@ RETURN_ROWS = 16
 TRACK_FRAMES = 2
 TRACK_ROWS = 0.05
 
+
 def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, half_width: int, gain: float, settings):
     """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
 
     Strong: the box step exceeds half the ``threshold`` and :data:`MIN_STEP_SHARE` of the frame's
-    strongest step of that polarity, and the median of the rows below it lies
-    that much beyond the rows above (so a thin bright line, e.g. a moving object's edge, is no
-    step). Quiet: within ``quiet_fraction`` of the step's gain of no change, or of the frame's ambient
-    ``gain`` change. None when there is no such step or the rows above it changed too (the band
-    started earlier). A step too close to the top to see quiet rows above it comes back as
+    strongest step of that polarity, and the median of the rows below it lies that much beyond the
+    rows above (so a thin bright line, e.g. a moving object's edge, is no step). Quiet: within
+    ``quiet_fraction`` of the step's gain of no change, or of the frame's ambient ``gain`` change
+    where the frame's top rows show it too (:func:`frame_gain_at_top`). None when there is no such
+    step or the rows above it changed too (the band started earlier). A step too close to the top to see quiet rows above it comes back as
     ``-anchor - 1``: its band may start inside the frame or in the hidden rows before it, which
     only the edge fit can tell. ``box_row`` is the profile's box step at ``half_width``
     (:func:`~flashsync_bayes.detection.profiles.box_step`).
@@ -63,9 +64,23 @@ def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, h
         return None
     if at_top:
         return -int(anchor) - 1  # the fit must show that the band starts inside the frame
-    if not quiet(baseline, gain, settings.quiet_fraction * step_gain):
+    tolerance = settings.quiet_fraction * step_gain
+    if not quiet(baseline, frame_gain_at_top(profile_row, gain, band_rows, tolerance), tolerance):
         return None
     return int(anchor)
+
+
+def frame_gain_at_top(profile_row, gain: float, band_rows: int, tolerance: float) -> float:
+    """The frame's ambient ``gain`` change if its top ``band_rows`` rows show it (within ``tolerance``), else 0.
+
+    A change of the camera's gain moves every row, the top ones too. A band that covers most of the
+    frame's rows (a long exposure's flash, or its return in the next frame) can pass for the gain
+    change (:func:`~flashsync_bayes.detection.ambient.frame_gain` takes the level most rows
+    share); the rows at the top, above that band, then show no change, and rows at the band's level
+    above a step are no quiet rows above a flash's leading edge but the band before its end.
+    """
+    top = float(np.median(profile_row[:band_rows]))
+    return gain if abs(top - gain) <= tolerance else 0.0
 
 
 def quiet(level, gain, tolerance):

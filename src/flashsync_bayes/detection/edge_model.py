@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
+from flashsync_bayes.detection.profiles import biweight
+
 #: Rows above / below a candidate leading edge that the sub-row fit looks at.
 FIT_ROWS_ABOVE = 24
 FIT_ROWS_BELOW = 72
@@ -148,11 +150,25 @@ def _fit_one(y, weight, x, init, free, iterations: int):
     return fit, final_cost
 
 
+#: Smallest robust residual sd (relative change) of the refit's weights, for noise-free windows.
+MIN_RESIDUAL_SD = 1e-6
+
+
 def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
-    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``; keep the lowest cost."""
+    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``, keep the lowest cost, then refit robustly.
+
+    The refit starts from the best fit and weighs rows by the Tukey biweight of its residuals, so
+    that a few rows the model cannot be (a moving object's thin edge, a codec block) do not bend
+    the edge.
+    """
     fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None))(y, weight, x, starts, free, iterations)
     best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
-    return jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
+    first = jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
+    residual = jnp.where(weight > 0, y - edge_model(first.params, x), jnp.nan)
+    scale = 1.4826 * jnp.nanmedian(jnp.abs(residual - jnp.nanmedian(residual))) + MIN_RESIDUAL_SD
+    robust = weight * biweight(jnp.nan_to_num(residual), scale)
+    refit, _ = _fit_one(y, robust, x, first.params, free, iterations)
+    return refit
 
 
 #: Logit of the rise constant as a share of the decay (:func:`edge_model`) in every fit: the pulse

@@ -35,16 +35,18 @@ class Evidence(NamedTuple):
         return self.rising if polarity > 0 else self.falling
 
 
-def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSettings):
+def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSettings, cycles_per_row: float | None = None):
     """``(Evidence, Flicker)`` of a video's row profiles: the ambient change divided out (see :mod:`~flashsync_bayes.detection.ambient`).
 
-    ``ticks`` are the frames' tick numbers on their clock (:func:`~flashsync_bayes.timing.tick_numbers`).
+    ``ticks`` are the frames' tick numbers on their clock (:func:`~flashsync_bayes.timing.tick_numbers`);
+    ``cycles_per_row`` the flicker band frequency (cycles per row, 0: none) where it is known, e.g.
+    from earlier frames of the video, else None: searched in ``rows`` (:func:`~flashsync_bayes.detection.ambient.fit_flicker`).
     """
     n = rows.median.shape[0]
     if not settings.ambient or n < 3:
         flicker, change, level = ambient.NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
     else:
-        flicker, change, level = ambient.fit_flicker(rows.median, ticks)
+        flicker, change, level = ambient.fit_flicker(rows.median, ticks, cycles_per_row)
     cycles = jnp.float32(flicker.cycles_per_row)
     relative = [
         np.asarray(ambient.flash_profiles(jnp.asarray(profile), jnp.asarray(change), jnp.asarray(level), cycles))

@@ -207,6 +207,16 @@ def robust_sd(values, axis=-1):
     return 1.4826 * jnp.median(jnp.abs(values - centre), axis=axis)
 
 
+#: Tukey biweight constant, in robust sds: 95 % efficiency for Gaussian residuals.
+BIWEIGHT = 4.685
+
+
+def biweight(residual, scale):
+    """Tukey biweight weights of ``residual`` for a robust ``scale`` (sd): 0 beyond :data:`BIWEIGHT` sds."""
+    u = residual / (BIWEIGHT * scale)
+    return jnp.where(jnp.abs(u) < 1, (1 - u * u) ** 2, 0.0)
+
+
 def row_noise(change):
     """Per-frame noise sd of the row changes from row-to-row differences, ``(n,)``."""
     return robust_sd(jnp.diff(change, axis=-1)) / jnp.sqrt(2.0)

@@ -1,11 +1,12 @@
-"""Settings of the flash detector (one frozen dataclass) and the version of the cached row profiles."""
+"""Settings of the flash detector (one frozen dataclass) and the version of its cached results."""
 
 from __future__ import annotations
 
 import dataclasses
 
-#: Bumped whenever the cached row profiles would come out differently.
-PROFILE_FORMAT = 3
+#: Bumped whenever detection's cached results (a video's frame times, flicker and edges) would come
+#: out differently or be stored differently: a change of the detector that keeps its settings must bump it.
+EVENTS_FORMAT = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +22,11 @@ class DetectorSettings:
             profiles before looking for flashes.
         width: let ffmpeg shrink wider frames to this many columns first (an area average, as
             the block means are; rows are never resampled); None keeps the stored width.
-        chunk_frames: frames decoded and processed per step (bounds memory).
+        chunk_frames: frames decoded and turned into row profiles per step.
+        slice_frames: frames whose edges are found together, in a window of this many plus
+            :data:`~flashsync_bayes.detection.stream.MARGIN_FRAMES` on each side; only that
+            window's row profiles are held, so memory does not grow with the video's length
+            (:mod:`~flashsync_bayes.detection.stream`).
         min_step: a flash must change a row's brightness by at least this fraction (0.01 = 1 %).
         min_snr: a flash step must exceed this many noise sds of a box step.
         spread: ... and the median of all frames' steps by this many robust sds of them.
@@ -38,6 +43,7 @@ class DetectorSettings:
     ambient: bool = True
     width: int | None = 256
     chunk_frames: int = 32
+    slice_frames: int = 1024
     min_step: float = 0.01
     min_snr: float = 10.0
     spread: float = 12.0
@@ -45,6 +51,6 @@ class DetectorSettings:
     max_row_sd: float = 3.0
     row_sd_floor: float = 0.3
 
-    def profile_key(self) -> dict:
-        """Settings that change the cached row profiles."""
-        return {"n_blocks": self.n_blocks, "rank": self.rank, "width": self.width, "format": PROFILE_FORMAT}
+    def cache_key(self) -> dict:
+        """What a video's cached detection result depends on besides the video: every setting and :data:`EVENTS_FORMAT`."""
+        return {**dataclasses.asdict(self), "format": EVENTS_FORMAT}

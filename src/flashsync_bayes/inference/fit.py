@@ -16,20 +16,18 @@ import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes import export_cache
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.inference.lsq import draw_dof, lsq_draws, solve_lsq
+from flashsync_bayes.inference.lsq import draw_dof, lsq_draws, seeded_student_noise, solve_lsq
 from flashsync_bayes.inference.model_data import lsq_latents, model_data
 from flashsync_bayes.inference.problem import Priors, Problem, prepare_problem
-from flashsync_bayes.inference.samplers import posterior_quantities, run_laplace, run_nuts
-from flashsync_bayes.inference.whitening import latent_draws, whitening_from_lsq
+from flashsync_bayes.inference.samplers import laplace_posterior, nuts_posterior, posterior_quantities
+from flashsync_bayes.inference.whitening import whitening_from_lsq
+from flashsync_bayes.methods import LAPLACE, LSQ, METHODS, NUTS
+from flashsync_bayes.shapes import power_of_two
 
-NUTS = "bayes"
-LAPLACE = "laplace"
-LSQ = "lsq"
 #: Reported per-camera variables and the model's deterministic sites they come from.
 CAMERA_SITES = {
     "drift": "drift_used",
@@ -43,19 +41,27 @@ CAMERA_VARIABLES = tuple(CAMERA_SITES)
 
 
 class Draws(NamedTuple):
-    """Latent draws of one method.
+    """What one method's draws mean, padded.
 
     Attributes:
-        latents: padded latent site values, each ``(chains * draws, ...)``.
+        derived: the model's deterministic sites (:data:`~flashsync_bayes.inference.model.DERIVED_SITES`),
+            each ``(chains * draws, ...)``.
+        log_likelihood: ``(chains * draws, E)`` log-likelihood of each padded edge's row.
         chains: number of chains (1 for independent draws).
         draws: draws per chain.
         sample_stats: sampler statistics, each ``(chains, draws)``.
     """
 
-    latents: dict
+    derived: dict
+    log_likelihood: np.ndarray
     chains: int
     draws: int
     sample_stats: dict
+
+
+def _numpy(derived: dict, loglik) -> tuple[dict, np.ndarray]:
+    """Device arrays of :func:`~flashsync_bayes.inference.samplers.posterior_quantities` as NumPy arrays."""
+    return {k: np.asarray(v) for k, v in derived.items()}, np.asarray(loglik)
 
 
 class Posterior(NamedTuple):
@@ -84,38 +90,40 @@ def _independent(num_samples: int) -> dict:
     return {"diverging": np.zeros((1, num_samples), dtype=bool)}
 
 
-def _draw_lsq(key, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
+def _draw_lsq(seed, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
     """Student-t draws around the least-squares solution (σ at its lsq value)."""
-    latents = lsq_latents(problem, solution, data, lsq_draws(key, solution, num_samples))
-    return Draws(latents, 1, num_samples, _independent(num_samples))
+    size = solution.vector.size  # drawn for a power of two of unknowns: one program serves nearby sizes
+    noise = export_cache.call(seeded_student_noise, seed, draw_dof(solution), num_draws=num_samples, size=power_of_two(size))
+    latents = lsq_latents(problem, solution, data, lsq_draws(solution, noise[:, :size]))
+    derived, loglik = _numpy(*export_cache.call(posterior_quantities, latents, data))
+    return Draws(derived, loglik, 1, num_samples, _independent(num_samples))
 
 
-def _draw_laplace(key, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
+def _draw_laplace(seed, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
     """Draws of the Laplace approximation at the model's mode; warns when the mode search went wrong."""
     say("Laplace approximation (mode + Hessian)")
     whitening = whitening_from_lsq(problem, solution, data)
-    dof = jnp.asarray(draw_dof(solution))
-    out = run_laplace(key, data._replace(selection_weight=jnp.asarray(0.0)), whitening, dof, num_samples)
+    out, derived, loglik = export_cache.call(laplace_posterior, seed, data, whitening, draw_dof(solution), num_draws=num_samples)
     if not bool(out.converged):
         warnings.warn(
             f"Laplace mode search stopped after {int(out.iterations)} steps without converging; try method='bayes'",
             stacklevel=4,
         )
-    elif float(np.min(out.curvature)) < 0:
+    elif float(np.min(np.asarray(out.curvature))) < 0:
         warnings.warn(
             "the posterior is not unimodal at the Laplace point (some flash lies between disagreeing edges); "
             "its intervals are rough there, method='bayes' is exact",
             stacklevel=4,
         )
-    latents = {k: np.asarray(v) for k, v in latent_draws(out.u, data, whitening).items()}
-    return Draws(latents, 1, num_samples, _independent(num_samples))
+    return Draws(*_numpy(derived, loglik), 1, num_samples, _independent(num_samples))
 
 
-def _draw_nuts(key, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
+def _draw_nuts(seed, problem, solution, data, num_warmup, num_samples, num_chains, say) -> Draws:
     """NUTS draws of ``num_chains`` chains and their sampler statistics."""
     say(f"NUTS: {num_chains} chains, {num_warmup} warmup + {num_samples} draws each (first run compiles)")
     whitening = whitening_from_lsq(problem, solution, data)
-    out = run_nuts(key, data, whitening, num_warmup, num_samples, num_chains)
+    run = dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
+    out, derived, loglik = export_cache.call(nuts_posterior, seed, data, whitening, **run)
     num_steps = np.asarray(out.num_steps)
     stats = {
         "lp": -np.asarray(out.potential_energy),
@@ -126,14 +134,11 @@ def _draw_nuts(key, problem, solution, data, num_warmup, num_samples, num_chains
         "energy": np.asarray(out.energy),
         "step_size": np.asarray(out.step_size),
     }
-    u = out.u.reshape((num_chains * num_samples, -1))
-    latents = {k: np.asarray(v) for k, v in latent_draws(u, data, whitening).items()}
-    return Draws(latents, num_chains, num_samples, stats)
+    return Draws(*_numpy(derived, loglik), num_chains, num_samples, stats)
 
 
 #: The inference methods, by name.
 SAMPLERS = {NUTS: _draw_nuts, LAPLACE: _draw_laplace, LSQ: _draw_lsq}
-METHODS = tuple(SAMPLERS)
 
 
 def _reporter(progress: bool):
@@ -181,8 +186,8 @@ def fit(
     solution = solve_lsq(problem, priors)
     data = model_data(problem, solution, priors)
     sampler = SAMPLERS[method]
-    out = sampler(jax.random.PRNGKey(seed), problem, solution, data, num_warmup, num_samples, num_chains, say)
-    derived, loglik = posterior_quantities(out.latents, data)
+    out = sampler(np.int64(seed), problem, solution, data, num_warmup, num_samples, num_chains, say)
+    derived, loglik = out.derived, out.log_likelihood
     shape = (out.chains, out.draws)
     draws = {name: derived[site][:, :n_cam].reshape(shape + (n_cam,)) for name, site in CAMERA_SITES.items()}
     draws["flash_time_ms"] = derived["flash_time_ms"][:, :n_flash].reshape(shape + (n_flash,))

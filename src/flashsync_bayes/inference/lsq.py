@@ -12,6 +12,7 @@ Gauss-Newton covariance; draws are multivariate Student-t with the residual degr
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -316,10 +317,20 @@ def lsq_factor(solution: LsqSolution) -> np.ndarray:
     return factor
 
 
-def student_scale(rng_key, dof, n: int):
-    """Factors ``(n,)`` sqrt(dof / χ²_dof) turning standard normal draws into Student-t draws."""
-    chi2 = 2.0 * jax.random.gamma(rng_key, 0.5 * dof, (n,))
-    return jnp.sqrt(dof / chi2)
+def student_noise(rng_key, dof, num_draws: int, size: int):
+    """Standard multivariate Student-t draws ``(num_draws, size)`` with ``dof`` degrees of freedom.
+
+    Standard normal draws, each row times ``sqrt(dof / χ²_dof)``.
+    """
+    key_normal, key_scale = jax.random.split(rng_key)
+    chi2 = 2.0 * jax.random.gamma(key_scale, 0.5 * dof, (num_draws,))
+    return jax.random.normal(key_normal, (num_draws, size)) * jnp.sqrt(dof / chi2)[:, None]
+
+
+@partial(jax.jit, static_argnames=("num_draws", "size"))
+def seeded_student_noise(seed, dof, num_draws: int, size: int):
+    """:func:`student_noise` of the key ``jax.random.PRNGKey(seed)``, one compiled program per shape."""
+    return student_noise(jax.random.PRNGKey(seed), dof, num_draws, size)
 
 
 def draw_dof(solution: LsqSolution) -> float:
@@ -327,10 +338,10 @@ def draw_dof(solution: LsqSolution) -> float:
     return max(float(solution.dof), 1.0)
 
 
-def lsq_draws(rng_key, solution: LsqSolution, num_draws: int) -> np.ndarray:
-    """Packed lsq vectors ``(num_draws, P)``: multivariate Student-t around the solution with its covariance."""
-    chol = lsq_factor(solution)
-    key_normal, key_scale = jax.random.split(rng_key)
-    noise = np.array(jax.random.normal(key_normal, (num_draws, chol.shape[0])))
-    noise *= np.asarray(student_scale(key_scale, draw_dof(solution), num_draws))[:, None]
-    return solution.vector + noise @ chol.T
+def lsq_draws(solution: LsqSolution, noise) -> np.ndarray:
+    """Packed lsq vectors ``(n, P)`` around the solution with its covariance, from standard draws ``noise`` ``(n, P)``.
+
+    Given :func:`student_noise` of :func:`draw_dof` degrees of freedom they are the
+    multivariate Student-t of the solution.
+    """
+    return solution.vector + np.asarray(noise) @ lsq_factor(solution).T

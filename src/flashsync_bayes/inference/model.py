@@ -17,7 +17,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
-from flashsync_bayes.sensors import READOUT_FRACTION_PRIOR
+from flashsync_bayes.export_cache import serializable
 
 #: Sharpness k of :class:`SoftClipTransform`: its slope differs from 1 by less than exp(-k d) at a
 #: distance d from 0 and 1, so it is linear to 1e-8 for readout fractions 0.1-0.9 and saturates
@@ -45,8 +45,30 @@ class _ReadoutInterval(constraints._Interval):
 readout_interval = _ReadoutInterval(0.0, 1.0)
 
 
+def soft_clip(v, xp=jnp):
+    """Readout fraction ``q = (softplus(k v) - softplus(k (v - 1))) / k`` of unconstrained ``v`` (k :data:`SOFT_CLIP_SHARPNESS`).
+
+    ``xp`` is the array module: ``jax.numpy`` inside models and samplers, ``numpy`` where plain
+    numbers are prepared (no JAX dispatch, nothing compiled).
+    """
+    k = SOFT_CLIP_SHARPNESS
+    return (xp.logaddexp(k * v, 0.0) - xp.logaddexp(k * (v - 1.0), 0.0)) / k
+
+
+def soft_clip_inverse(q, xp=jnp):
+    """Unconstrained ``v`` of readout fractions ``q`` in (0, 1): the inverse of :func:`soft_clip`."""
+    k = SOFT_CLIP_SHARPNESS
+    return (xp.log(xp.expm1(k * q)) - xp.log(-xp.expm1(k * (q - 1.0)))) / k
+
+
+def soft_clip_log_slope(v, xp=jnp):
+    """``log dq/dv`` of :func:`soft_clip` at ``v``: ``σ(kv) - σ(kv - k) = σ(kv) σ(k - kv) (1 - e^{-k})``."""
+    k = SOFT_CLIP_SHARPNESS
+    return -xp.logaddexp(-k * v, 0.0) - xp.logaddexp(k * v - k, 0.0) + xp.log(-xp.expm1(-k))
+
+
 class SoftClipTransform(numpyro.distributions.transforms.Transform):
-    """``R -> (0, 1)``: ``q = (softplus(k v) - softplus(k (v - 1))) / k`` with k :data:`SOFT_CLIP_SHARPNESS`.
+    """``R -> (0, 1)``: :func:`soft_clip`.
 
     The identity over (0, 1) up to ~1/k of its ends, and smooth, unlike the logistic map: time
     per row, offsets and flash times scale together along the locked-phase ridge, which therefore
@@ -58,17 +80,13 @@ class SoftClipTransform(numpyro.distributions.transforms.Transform):
     sign = 1
 
     def __call__(self, v):
-        k = SOFT_CLIP_SHARPNESS
-        return (jax.nn.softplus(k * v) - jax.nn.softplus(k * (v - 1.0))) / k
+        return soft_clip(v)
 
     def _inverse(self, q):
-        k = SOFT_CLIP_SHARPNESS
-        return (jnp.log(jnp.expm1(k * q)) - jnp.log(-jnp.expm1(k * (q - 1.0)))) / k
+        return soft_clip_inverse(q)
 
     def log_abs_det_jacobian(self, v, q, intermediates=None):
-        # σ(kv) - σ(kv - k) = σ(kv) σ(k - kv) (1 - e^{-k})
-        k = SOFT_CLIP_SHARPNESS
-        return jax.nn.log_sigmoid(k * v) + jax.nn.log_sigmoid(k - k * v) + jnp.log(-jnp.expm1(-k))
+        return soft_clip_log_slope(v)
 
     def tree_flatten(self):
         return (), ((), {})
@@ -88,8 +106,13 @@ class ReadoutFraction(dist.Beta):
     support = readout_interval
 
 
+@serializable
 class ModelData(NamedTuple):
-    """Padded arrays :func:`sync_model` reads (C cameras, F flashes, E events after padding)."""
+    """Padded arrays :func:`sync_model` reads (C cameras, F flashes, E events after padding).
+
+    :func:`~flashsync_bayes.inference.model_data.model_data` builds them as NumPy arrays; inside
+    the compiled programs they are traced JAX arrays.
+    """
 
     event_camera: jax.Array  # (E,) int
     event_flash: jax.Array  # (E,) int
@@ -175,35 +198,3 @@ def sync_model(data: ModelData):
     scale = jnp.sqrt(sigma[cam] ** 2 + data.event_row_sd**2)
     with numpyro.plate("event", data.event_row.shape[0]), numpyro.handlers.mask(mask=data.event_mask):
         numpyro.sample("row", dist.StudentT(data.nu, loc, scale), obs=data.event_row)
-
-
-
-def placeholder_data(n_cam: int, n_flash: int, n_event: int) -> ModelData:
-    """A valid :class:`ModelData` of the given padded shape (values irrelevant)."""
-    ones = jnp.ones(n_cam)
-    return ModelData(
-        event_camera=jnp.zeros(n_event, int),
-        event_flash=jnp.zeros(n_event, int),
-        event_x_ms=jnp.zeros(n_event),
-        event_row=jnp.zeros(n_event),
-        event_row_sd=jnp.ones(n_event),
-        event_mask=jnp.zeros(n_event, bool),
-        stored_rows=100.0 * ones,
-        frame_period_ms=10.0 * ones,
-        reference=jnp.asarray(0),
-        flash_mask=jnp.zeros(n_flash, bool),
-        selection_weight=jnp.asarray(1.0),
-        fixed_mapping=jnp.zeros(n_cam, bool),
-        known_readout=jnp.zeros(n_cam, bool),
-        readout_value=0.8 * ones,
-        camera_centre_ms=0.0 * ones,
-        centre_ms=jnp.asarray(0.0),
-        drift_sd=1e-4 * ones,
-        offset_loc_ms=0.0 * ones,
-        offset_lever_ms=0.0 * ones,
-        offset_sd_ms=ones,
-        readout_prior=jnp.tile(jnp.asarray(READOUT_FRACTION_PRIOR), (n_cam, 1)),
-        sigma_rate=jnp.asarray(20.0),
-        flash_loc_ms=jnp.zeros(n_flash),
-        nu=jnp.asarray(4.0),
-    )

@@ -2,14 +2,13 @@
 
 JAX compiles once per array shape: events, flashes and cameras are padded to powers of two (at
 least ``MIN_EVENTS``, ``MIN_FLASHES``, ``MIN_CAMERAS``) with masks, so fits of similar size reuse
-the compiled sampler and optimiser.
+the compiled sampler and optimiser. The arrays are NumPy: building them runs no JAX operation.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
-import jax.numpy as jnp
 import numpy as np
 
 from flashsync_bayes.inference.lsq import LsqSolution, lsq_natural
@@ -44,21 +43,21 @@ def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors(
     )
     known = np.isfinite(problem.fixed_total_rows)
     x = problem.frame_time_ms - problem.camera_centre_ms[problem.event_camera]
-    f64 = partial(jnp.asarray, dtype=jnp.float64)
+    f64 = partial(np.asarray, dtype=np.float64)
     return ModelData(
-        event_camera=jnp.asarray(_pad(problem.event_camera, pe, 0)),
-        event_flash=jnp.asarray(_pad(problem.event_flash, pe, 0)),
+        event_camera=np.asarray(_pad(problem.event_camera, pe, 0)),
+        event_flash=np.asarray(_pad(problem.event_flash, pe, 0)),
         event_x_ms=f64(_pad(x, pe, 0.0)),
         event_row=f64(_pad(problem.row, pe, 0.0)),
         event_row_sd=f64(_pad(problem.row_sd, pe, 1.0)),
-        event_mask=jnp.asarray(np.arange(pe) < n_ev),
+        event_mask=np.asarray(np.arange(pe) < n_ev),
         stored_rows=f64(_pad(problem.stored_rows, pc, 100.0)),
         frame_period_ms=f64(_pad(problem.frame_period_ms, pc, 10.0)),
-        reference=jnp.asarray(problem.reference),
-        flash_mask=jnp.asarray(np.arange(pf) < n_flash),
+        reference=np.asarray(problem.reference),
+        flash_mask=np.asarray(np.arange(pf) < n_flash),
         selection_weight=f64(1.0),
-        fixed_mapping=jnp.asarray(_pad(prior.drift_sd <= 0, pc, True)),
-        known_readout=jnp.asarray(_pad(known, pc, False)),
+        fixed_mapping=np.asarray(_pad(prior.drift_sd <= 0, pc, True)),
+        known_readout=np.asarray(_pad(known, pc, False)),
         readout_value=f64(_pad(np.where(known, problem.stored_rows / np.where(known, problem.fixed_total_rows, 1.0), 0.8), pc, 0.8)),
         camera_centre_ms=f64(_pad(problem.camera_centre_ms, pc, problem.centre_ms)),
         centre_ms=f64(problem.centre_ms),

@@ -7,6 +7,11 @@
   the inverse Hessian there (Student-t as for lsq). Fast, but its intervals ignore the uncertainty
   of σ and of per-camera noise differences: they are somewhat too narrow when the event-time
   noise dominates (see the calibration numbers in the tests).
+
+A fit runs one compiled program per method: :func:`nuts_posterior` or :func:`laplace_posterior`
+(sampler, latent draws, derived sites and log-likelihood together), :func:`posterior_quantities`
+for lsq draws. They take NumPy arrays of padded shapes (:mod:`.model_data`), so nearby problem
+sizes share them; :func:`flashsync_bayes.export_cache.call` keeps them traced on disk.
 """
 
 from __future__ import annotations
@@ -16,20 +21,21 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from numpyro.infer import Predictive, log_likelihood
 from numpyro.infer.hmc import hmc
 
-from flashsync_bayes.inference.lsq import student_scale
+from flashsync_bayes.export_cache import serializable
+from flashsync_bayes.inference.lsq import student_noise
 from flashsync_bayes.inference.model import DERIVED_SITES, ModelData, sync_model
 from flashsync_bayes.inference.model_data import site_slices
-from flashsync_bayes.inference.whitening import Whitening, whitened_potential
+from flashsync_bayes.inference.whitening import Whitening, latent_draws, whitened_potential
 
 #: Later chains start at ``OVERDISPERSION`` times a standard normal draw in whitened coordinates,
 #: i.e. spread wider than the lsq approximation, so that R-hat can reveal a ridge left unexplored.
 OVERDISPERSION = 1.5
 
 
+@serializable
 class NutsDraws(NamedTuple):
     """NUTS output, every field ``(chains, draws, ...)``.
 
@@ -80,6 +86,7 @@ def run_nuts(rng_key, data: ModelData, whitening: Whitening, num_warmup: int, nu
     return jax.vmap(one_chain)(jax.random.split(key_chains, num_chains), starts)
 
 
+@serializable
 class LaplaceDraws(NamedTuple):
     """Laplace output.
 
@@ -140,21 +147,40 @@ def run_laplace(rng_key, data: ModelData, whitening: Whitening, dof, num_draws: 
     # at a saddle (a flash between two Student-t modes) use |curvature|: the Gaussian then spans
     # both modes instead of exploding along the negative direction
     curvature = jnp.maximum(jnp.abs(values), 1e-3)
-    key_normal, key_scale = jax.random.split(rng_key)
-    noise = jax.random.normal(key_normal, (num_draws, size)) * student_scale(key_scale, dof, num_draws)[:, None]
+    noise = student_noise(rng_key, dof, num_draws, size)
     draws = u + ((noise / jnp.sqrt(curvature)) @ vectors.T) * free
     return LaplaceDraws(draws, iterations, converged, values)
 
 
-
-def posterior_quantities(latents: dict, data: ModelData) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Derived sites (:data:`DERIVED_SITES`, each ``(n, ...)``) and the row log-likelihood ``(n, E)`` of latent draws."""
-    derived, loglik = _posterior_quantities(latents, data)
-    return {k: np.asarray(v) for k, v in derived.items()}, np.asarray(loglik)
+def _quantities(latents: dict, data: ModelData):
+    """Derived sites (:data:`DERIVED_SITES`, each ``(n, ...)``) and row log-likelihood ``(n, E)`` of latent draws (traced)."""
+    predictive = Predictive(sync_model, posterior_samples=latents, return_sites=list(DERIVED_SITES))
+    return predictive(jax.random.PRNGKey(0), data), log_likelihood(sync_model, latents, data)["row"]
 
 
 @jax.jit
-def _posterior_quantities(latents: dict, data: ModelData):
-    """:func:`posterior_quantities` compiled once per shape."""
-    predictive = Predictive(sync_model, posterior_samples=latents, return_sites=list(DERIVED_SITES))
-    return predictive(jax.random.PRNGKey(0), data), log_likelihood(sync_model, latents, data)["row"]
+def posterior_quantities(latents: dict, data: ModelData) -> tuple[dict, jax.Array]:
+    """Derived sites (:data:`DERIVED_SITES`, each ``(n, ...)``) and the row log-likelihood ``(n, E)`` of latent draws."""
+    return _quantities(latents, data)
+
+
+@partial(jax.jit, static_argnames=("num_warmup", "num_samples", "num_chains"))
+def nuts_posterior(seed, data: ModelData, whitening: Whitening, num_warmup: int, num_samples: int, num_chains: int):
+    """:func:`run_nuts` with the key ``jax.random.PRNGKey(seed)`` and what its draws mean, in one compiled program.
+
+    Returns ``(NutsDraws, derived sites, row log-likelihood)``, the last two as in
+    :func:`posterior_quantities` with the chains' draws one after the other.
+    """
+    out = run_nuts(jax.random.PRNGKey(seed), data, whitening, num_warmup, num_samples, num_chains)
+    u = out.u.reshape((num_chains * num_samples, -1))
+    return (out, *_quantities(latent_draws(u, data, whitening), data))
+
+
+@partial(jax.jit, static_argnames=("num_draws",))
+def laplace_posterior(seed, data: ModelData, whitening: Whitening, dof, num_draws: int):
+    """:func:`run_laplace` (joint mode: no selection term, see the model) with the key ``PRNGKey(seed)``, and what its draws mean.
+
+    One compiled program; returns ``(LaplaceDraws, derived sites, row log-likelihood)`` as :func:`nuts_posterior`.
+    """
+    out = run_laplace(jax.random.PRNGKey(seed), data._replace(selection_weight=jnp.zeros_like(data.selection_weight)), whitening, dof, num_draws)
+    return (out, *_quantities(latent_draws(out.u, data, whitening), data))

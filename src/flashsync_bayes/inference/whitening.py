@@ -4,12 +4,15 @@ The camera parameters ``(δ̃_c, B_c, log h_c)`` are an affine function of the w
 built from the lsq solution and covariance, and each flash time is ``φ_j = φ̂_j(cameras) + c_j *
 flash_z_j`` with ``φ̂_j`` the weighted mean of the mapped times of its edges. Both maps have
 constant Jacobians, so the posterior is unchanged while samplers see a near-standard-normal
-target. The map is a NumPyro transform applied by :class:`~numpyro.infer.reparam.NeuTraReparam`.
+target. :func:`whitened_potential` is NumPyro's potential energy of the model at ``x(u)`` minus the
+map's log-Jacobian, counted once. (NumPyro's ``NeuTraReparam`` adds a transform's scalar log-Jacobian
+once per element of the first latent site's plate, i.e. once per camera: with 16 cameras the
+target was the posterior times ``|J|^15`` and NUTS lost its step size.) Nothing here runs the model
+outside a trace, so a new process traces each sampler once and compiles nothing else.
 """
 
 from __future__ import annotations
 
-import functools
 from functools import partial
 from typing import NamedTuple
 
@@ -19,17 +22,16 @@ import numpy as np
 import numpyro
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer.autoguide import AutoMultivariateNormal
-from numpyro.infer.reparam import NeuTraReparam
 from numpyro.infer.util import potential_energy
 
+from flashsync_bayes.export_cache import serializable
 from flashsync_bayes.inference.lsq import LsqSolution, scaled_cholesky
 from flashsync_bayes.inference.model import (
     FLASH_PRIOR_SD_MS,
-    LATENT_SITES,
     ModelData,
-    SoftClipTransform,
-    placeholder_data,
+    soft_clip,
+    soft_clip_inverse,
+    soft_clip_log_slope,
     sync_model,
 )
 from flashsync_bayes.inference.model_data import lsq_latents, site_slices
@@ -41,6 +43,7 @@ LOG_SIGMA_SD = 0.5
 READOUT_CLIP = (0.05, 0.99)
 
 
+@serializable
 class Whitening(NamedTuple):
     """Map ``u -> x`` from whitened coordinates to the model's unconstrained ones (:data:`LATENT_SITES` order).
 
@@ -71,7 +74,7 @@ class Whitening(NamedTuple):
 
 
 class RidgeTransform(numpyro.distributions.transforms.Transform):
-    """The :class:`Whitening` map as a NumPyro transform (for :class:`~numpyro.infer.reparam.NeuTraReparam`)."""
+    """The :class:`Whitening` map ``u -> x`` as a NumPyro transform (``(..., K) -> (..., K)``)."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
@@ -89,72 +92,47 @@ class RidgeTransform(numpyro.distributions.transforms.Transform):
         w = self.whitening
         q, _ = self._ridge(u)
         x = w.loc + u @ w.scale.T + w.gain * (q - w.ridge_centre)[..., None]
-        return x.at[..., w.ridge_index].set(SoftClipTransform().inv(q))
+        return x.at[..., w.ridge_index].set(soft_clip_inverse(q))
 
     def log_abs_det_jacobian(self, u, x, intermediates=None):
         w = self.whitening
         q, dq_du = self._ridge(u)
-        dq_dv = jnp.exp(SoftClipTransform().log_abs_det_jacobian(x[..., w.ridge_index], q))
         diagonal = jnp.log(jnp.abs(jnp.diagonal(w.scale))).at[w.ridge_index].set(0.0)
-        return jnp.log(dq_du) - jnp.log(dq_dv) + jnp.sum(diagonal)
+        return jnp.log(dq_du) - soft_clip_log_slope(x[..., w.ridge_index]) + jnp.sum(diagonal)
 
 
-class _RidgeGuide(AutoMultivariateNormal):
-    """An AutoMultivariateNormal whose transform is a :class:`RidgeTransform` given as ``params["whitening"]``."""
-
-    def get_transform(self, params):
-        return RidgeTransform(params["whitening"])
-
-
-@functools.lru_cache(maxsize=16)
-def _guide(n_cam: int, n_flash: int, n_event: int) -> _RidgeGuide:
-    """A :class:`_RidgeGuide` of :func:`sync_model` for one padded shape.
-
-    Only its structure is used (site order and sizes for :class:`NeuTraReparam`); its transform
-    comes from a :class:`Whitening`. One guide per shape keeps the compiled samplers reusable.
-    """
-    guide = _RidgeGuide(sync_model)
-    # concrete values even when first called while a sampler is being traced
-    with jax.ensure_compile_time_eval(), numpyro.handlers.seed(rng_seed=0), numpyro.handlers.block():
-        guide(placeholder_data(n_cam, n_flash, n_event))
-    order = [name for name, site in guide.prototype_trace.items() if site["type"] == "sample" and not site["is_observed"]]
-    assert tuple(order) == LATENT_SITES, order
-    return guide
-
-
-def _neutra(data: ModelData, whitening: Whitening) -> NeuTraReparam:
-    """The NeuTra reparametrization of :func:`sync_model` by ``whitening``."""
-    guide = _guide(data.stored_rows.shape[0], data.flash_loc_ms.shape[0], data.event_row.shape[0])
-    return NeuTraReparam(guide, {"whitening": whitening})
+def _unpack(x, data: ModelData) -> dict:
+    """Unconstrained values of each latent site (:data:`LATENT_SITES`) from flat vectors ``(..., K)``."""
+    return {name: x[..., part] for name, part in site_slices(data).items()}
 
 
 def whitened_potential(u, data: ModelData, whitening: Whitening):
-    """Negative log posterior density (up to a constant) at whitened coordinates ``u`` ``(K,)``."""
-    model = _neutra(data, whitening).reparam(sync_model)
-    return potential_energy(model, (data,), {}, {"auto_shared_latent": u})
+    """Negative log posterior density (up to a constant) at whitened coordinates ``u`` ``(K,)``.
+
+    NumPyro's potential energy of :func:`sync_model` at ``x(u)`` (which includes the Jacobians of
+    the sites' own transforms to their supports) minus the log-Jacobian of ``u -> x``.
+    """
+    transform = RidgeTransform(whitening)
+    x = transform(u)
+    return potential_energy(sync_model, (data,), {}, _unpack(x, data)) - transform.log_abs_det_jacobian(u, x)
 
 
-@jax.jit
 def latent_draws(u, data: ModelData, whitening: Whitening) -> dict[str, jax.Array]:
     """Latent site values (:data:`LATENT_SITES`) of whitened draws ``(n, K)``, each ``(n, ...)``."""
-    guide = _guide(data.stored_rows.shape[0], data.flash_loc_ms.shape[0], data.event_row.shape[0])
-    x = RidgeTransform(whitening)(u)
-    return {
-        name: biject_to(guide.prototype_trace[name]["fn"].support)(x[:, part])
-        for name, part in site_slices(data).items()
-    }
+    model = numpyro.handlers.trace(numpyro.handlers.seed(sync_model, rng_seed=0))
+    sites = model.get_trace(data)
+    return {name: biject_to(sites[name]["fn"].support)(value) for name, value in _unpack(RidgeTransform(whitening)(u), data).items()}
 
 
 def _centre(problem: Problem, solution: LsqSolution, data: ModelData, slices) -> tuple[np.ndarray, dict]:
     """Unconstrained site values ``(K,)`` at the lsq solution, and its latent values (readout fractions clipped)."""
     latents = lsq_latents(problem, solution, data, solution.vector[None])
     latents["readout_fraction"] = np.clip(latents["readout_fraction"], *READOUT_CLIP)
-    clip = SoftClipTransform()
     loc = np.zeros(slices["flash_ms"].stop)
     for name, value in latents.items():
         value = value[0]
         if name == "readout_fraction":
-            value = np.asarray(clip.inv(jnp.asarray(value)))
+            value = soft_clip_inverse(value, np)
         elif name == "sigma_rows":
             value = np.log(value)
         loc[slices[name]] = value
@@ -177,10 +155,9 @@ def _prior_scales(data: ModelData) -> np.ndarray:
 
 def _site_columns(problem: Problem, solution: LsqSolution, slices, loc: np.ndarray):
     """For each lsq camera column: its unconstrained site, its column and the derivative site / column, three arrays."""
-    clip = SoftClipTransform()
     drift = 1.0 + solution.drift_scaled / problem.time_scale_ms
     readout_v = loc[slices["readout_fraction"]][: len(problem.cameras)]
-    dq_dv = np.exp(np.asarray(clip.log_abs_det_jacobian(jnp.asarray(readout_v), None)))
+    dq_dv = np.exp(soft_clip_log_slope(readout_v, np))
     site, column, derivative = [], [], []
     for c in range(len(problem.cameras)):
         for name, source, factor in (
@@ -241,14 +218,14 @@ def whitening_from_lsq(problem: Problem, solution: LsqSolution, data: ModelData)
     gain[:n_camera_sites] = camera_gain
     gain[slices["flash_ms"]] = flash_gain @ camera_gain
     gain[m] = 0.0
-    centre = float(np.asarray(SoftClipTransform()(jnp.asarray(loc[m]))))
+    centre = float(soft_clip(loc[m], np))
     sd_logit = np.sqrt(covariance[m, m]) / (centre * (1.0 - centre))
-    f64 = partial(jnp.asarray, dtype=jnp.float64)
+    f64 = partial(np.asarray, dtype=np.float64)
     return Whitening(
         loc=f64(loc),
         scale=f64(factor),
         gain=f64(gain),
-        ridge_index=jnp.asarray(m),
+        ridge_index=np.asarray(m, dtype=np.int64),
         ridge_centre=f64(centre),
         ridge_logit=f64(np.log(centre / (1.0 - centre))),
         ridge_scale=f64(sd_logit),

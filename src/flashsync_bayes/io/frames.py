@@ -25,10 +25,8 @@ from flashsync_bayes.io.ffmpeg import close_encoder, ffmpeg_command, log_last_li
 from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, check_decoder_end
 from flashsync_bayes.io.timestamps import video_rate, video_timescale
-from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, probe
+from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, probe, seek_seconds
 
-#: Seeks land this much (ms) before the wanted start; the frames in between are decoded and left out.
-SEEK_MARGIN_MS = 1000.0
 #: Colour handling of written videos: RGB converted with the BT.709 matrix to video range, and tagged so.
 COLOUR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 ENCODE_FILTER = "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
@@ -69,10 +67,7 @@ def iter_rgb(path, *, start_ms: float | None = None, size=None, autorotate: bool
     """
     info = probe(path)
     out_size = _output_size(info, size, autorotate)
-    seek_s = 0.0
-    if start_ms is not None and np.isfinite(info.start_ms):
-        seek_s = max(0.0, (float(start_ms) - info.start_ms - SEEK_MARGIN_MS) / 1000.0)
-    return _rgb_frames(path, seek_s, start_ms, out_size, autorotate)
+    return _rgb_frames(path, seek_seconds(info, start_ms), start_ms, out_size, autorotate)
 
 
 def _rgb_frames(path: str, seek_s: float, start_ms, size: tuple[int, int], autorotate: bool):

@@ -43,6 +43,8 @@ PIPE_BYTES = 1 << 20  # requested OS pipe buffer for the luma stream (Linux F_SE
 F_SETPIPE_SZ = 1031
 LUMA_FILTER = "format=yuv420p|yuvj420p|yuv422p|yuvj422p|yuv444p|yuvj444p|gray,extractplanes=y"
 WIDTH_SCALER = "area"  # horizontal-only shrink; equal heights leave rows untouched
+#: Seeks land this much (ms) before the wanted start; the frames in between are decoded and left out.
+SEEK_MARGIN_MS = 1000.0
 
 
 class VideoInfo(NamedTuple):
@@ -256,12 +258,23 @@ def frame_times_ms(path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ luma
 
 
-def _luma_command(path: str, out_width: int | None) -> list[str]:
+def seek_seconds(info: VideoInfo, start_ms: float | None) -> float:
+    """ffmpeg's input ``-ss`` (s) to decode ``info``'s video from container time ``start_ms`` (ms) on.
+
+    :data:`SEEK_MARGIN_MS` early; 0 (no seek) without ``start_ms`` or a known container start.
+    """
+    if start_ms is None or not np.isfinite(info.start_ms):
+        return 0.0
+    return max(0.0, (float(start_ms) - info.start_ms - SEEK_MARGIN_MS) / 1000.0)
+
+
+def _luma_command(path: str, out_width: int | None, seek_s: float = 0.0) -> list[str]:
     """ffmpeg command streaming raw 8-bit luma frames (rows in stored order) to stdout, each frame's pts to stderr."""
     vf = f"{SHOWINFO},{LUMA_FILTER}"
     if out_width is not None:
         vf += f",scale={out_width}:ih:flags={WIDTH_SCALER}"
-    return ffmpeg_command("-nostats", "-loglevel", "info", "-copyts", "-noautorotate", "-i", path,
+    seek = ["-ss", f"{seek_s:.6f}"] if seek_s > 0 else []
+    return ffmpeg_command("-nostats", "-loglevel", "info", "-copyts", "-noautorotate", *seek, "-i", path,
                           "-map", VIDEO_STREAM, "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough",
                           "-f", "rawvideo", "-pix_fmt", "gray", "-")  # fmt: skip
 
@@ -295,25 +308,38 @@ def iter_luma(path, chunk_frames: int = 64, width: int | None = None) -> Iterato
     return (luma for _, luma in iter_luma_times(path, chunk_frames, width))
 
 
-def iter_luma_times(path, chunk_frames: int = 64, width: int | None = None, info: VideoInfo | None = None):
+def iter_luma_times(
+    path, chunk_frames: int = 64, width: int | None = None, info: VideoInfo | None = None, start_ms: float | None = None
+):
     """``(frame_time_ms (n,), luma (n, height, width))`` chunks as :func:`iter_luma`, with each frame's pts.
 
     Times (ms, float64, NaN for a frame without one) come from the same ffmpeg run, so a file is
     read once; they equal :func:`frame_times_ms` of a whole file. ``info`` is the video's probe
-    when the caller has it.
+    when the caller has it. ``start_ms`` (container ms) seeks there first (:func:`seek_seconds`)
+    and leaves out the frames stamped before it; the first chunk may then hold fewer frames.
     """
     info = info or probe(path)
     if int(chunk_frames) < 1:
         raise FlashsyncError(f"chunk_frames must be at least 1, got {chunk_frames}")
     out_width = _check_width(width, info)
-    return _luma_chunks(info, int(chunk_frames), out_width)
+    return _luma_chunks(info, int(chunk_frames), out_width, start_ms)
 
 
-def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None):
+def _from_start(times: np.ndarray, luma: np.ndarray, start_ms: float | None, path: str):
+    """``(times, luma)`` of the frames stamped at or after ``start_ms`` (ms; all without it)."""
+    if start_ms is None:
+        return times, luma
+    if not np.all(np.isfinite(times)):
+        raise FlashsyncError(f"{path} has frames without timestamps; it cannot be read from a start time")
+    keep = times >= float(start_ms) - 1e-6
+    return (times, luma) if keep.all() else (times[keep], luma[keep])
+
+
+def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None, start_ms: float | None = None):
     """Generator behind ``iter_luma_times``: runs ffmpeg, yields (times, chunk), always reaps the process."""
     shape = (chunk_frames, info.height, out_width or info.width)
     frame_bytes = shape[1] * shape[2]
-    cmd = _luma_command(info.path, out_width)
+    cmd = _luma_command(info.path, out_width, seek_seconds(info, start_ms))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     log = PtsLog(proc.stderr)
     log.start()
@@ -325,7 +351,9 @@ def _luma_chunks(info: VideoInfo, chunk_frames: int, out_width: int | None):
             n_frames, rest = divmod(got, frame_bytes)
             if n_frames:
                 times = np.array([log.next_pts(info.path) for _ in range(n_frames)], dtype=np.float64)
-                yield times, (chunk if n_frames == chunk_frames else chunk[:n_frames])
+                times, luma = _from_start(times, chunk if n_frames == chunk_frames else chunk[:n_frames], start_ms, info.path)
+                if times.size:
+                    yield times, luma
             if got < chunk.nbytes:
                 break
         check_decoder_end(proc, log, info.path, rest > 0)

@@ -19,20 +19,18 @@ EDGE_COLOURS = {"leading": "C3", "trailing": "C2"}
 def event_profile(video_path, frame: int, polarity: int = 1, settings=None, cache_dir=None) -> np.ndarray:
     """Relative brightness change ``(height,)`` of ``frame`` against the frame before, as detection saw it.
 
-    Detection's own steps: the video's row profiles (:func:`~flashsync_bayes.detection.video_profiles`,
-    from ``cache_dir`` when detection cached them there) with the ambient change divided out
-    (:func:`~flashsync_bayes.detection.flash_evidence`); the rising (``polarity`` +1) or falling
-    profile. ``settings`` must be the detector's (default :class:`~flashsync_bayes.detection.DetectorSettings`).
+    Detection's own steps on the window of frames it looked at ``frame`` in
+    (:func:`~flashsync_bayes.detection.frame_evidence`: only that window is decoded; frame times
+    from ``cache_dir`` when detection cached them there): row profiles with the ambient change
+    divided out; the rising (``polarity`` +1) or falling profile. ``settings`` must be the
+    detector's (default :class:`~flashsync_bayes.detection.DetectorSettings`).
     """
-    from flashsync_bayes.detection import DetectorSettings, flash_evidence, video_profiles
-    from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
+    from flashsync_bayes.detection import frame_evidence
 
-    settings = settings or DetectorSettings()
-    frame_time_ms, rows = video_profiles(os.fspath(video_path), settings, cache_dir, progress=False)
-    if not 0 < frame < frame_time_ms.size:
-        raise FlashsyncError(f"{video_path}: frame {frame} has no frame before it among {frame_time_ms.size} frames")
-    evidence, _ = flash_evidence(rows, tick_numbers(frame_time_ms, estimate_frame_clock(frame_time_ms)), settings)
-    return np.asarray(evidence.profile(polarity)[frame], dtype=np.float64)
+    if frame < 1:
+        raise FlashsyncError(f"{video_path}: frame {frame} has no frame before it")
+    evidence, start = frame_evidence(os.fspath(video_path), frame, settings, cache_dir)
+    return np.asarray(evidence.profile(polarity)[frame - start], dtype=np.float64)
 
 
 def default_edge_event(events: xr.Dataset) -> int:
