@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
-from flashsync_bayes.detection.profiles import biweight
+from flashsync_bayes.detection.profiles import biweight, robust_sd
 
 #: Rows above / below a candidate leading edge that the sub-row fit looks at.
 FIT_ROWS_ABOVE = 24
@@ -165,7 +165,7 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
     first = jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
     residual = jnp.where(weight > 0, y - edge_model(first.params, x), jnp.nan)
-    scale = 1.4826 * jnp.nanmedian(jnp.abs(residual - jnp.nanmedian(residual))) + MIN_RESIDUAL_SD
+    scale = robust_sd(residual, ignore_nan=True) + MIN_RESIDUAL_SD
     robust = weight * biweight(jnp.nan_to_num(residual), scale)
     refit, _ = _fit_one(y, robust, x, first.params, free, iterations)
     return refit

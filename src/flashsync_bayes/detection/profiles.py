@@ -201,10 +201,11 @@ def row_median_filter(profiles):
     return median_last_axis(stacked)
 
 
-def robust_sd(values, axis=-1):
-    """Standard deviation estimated from the median absolute deviation (1.4826 * MAD)."""
-    centre = jnp.median(values, axis=axis, keepdims=True)
-    return 1.4826 * jnp.median(jnp.abs(values - centre), axis=axis)
+def robust_sd(values, axis=-1, ignore_nan: bool = False):
+    """Standard deviation estimated from the median absolute deviation (1.4826 * MAD); NaNs left out with ``ignore_nan``."""
+    median = jnp.nanmedian if ignore_nan else jnp.median
+    centre = median(values, axis=axis, keepdims=True)
+    return 1.4826 * median(jnp.abs(values - centre), axis=axis)
 
 
 #: Tukey biweight constant, in robust sds: 95 % efficiency for Gaussian residuals.

@@ -179,9 +179,13 @@ def _slice(index: int, slice_frames: int) -> tuple[int, int]:
 def _window(held: list, held_start: int, frames: tuple[int, int]) -> Window:
     """The :class:`Window` of frames ``[start, end)`` from the held chunks, which start at frame ``held_start``."""
     start, end = frames
-    times = np.concatenate([t for t, _ in held])[start - held_start : end - held_start]
-    rows = (np.concatenate(field)[start - held_start : end - held_start] for field in zip(*(r for _, r in held)))
-    return Window(start, times, profiles.RowProfiles(*rows))
+    return Window(start, *_concatenated(held, start - held_start, end - held_start))
+
+
+def _concatenated(parts: list, first: int, end: int) -> tuple[np.ndarray, profiles.RowProfiles]:
+    """``(frame_time_ms, RowProfiles)`` of frames ``[first, end)`` of profile chunks ``parts`` joined in order."""
+    times = np.concatenate([t for t, _ in parts])[first:end]
+    return times, profiles.RowProfiles(*(np.concatenate(field)[first:end] for field in zip(*(r for _, r in parts))))
 
 
 # --- detection, window by window ---------------------------------------------------------------
@@ -338,14 +342,13 @@ def frame_window(
 
 def _decoded(path: str, settings: DetectorSettings, info, start_ms: float | None, n_frames: int):
     """``(frame_time_ms, RowProfiles)`` of the first ``n_frames`` frames from ``start_ms`` on (fewer at the video's end)."""
-    times, rows, count = [], [], 0
+    parts, count = [], 0
     with contextlib.closing(profile_chunks(path, settings, info, start_ms=start_ms)) as chunks:
-        for chunk_times, chunk_rows in chunks:
-            times.append(chunk_times)
-            rows.append(chunk_rows)
-            count += chunk_times.size
+        for chunk in chunks:
+            parts.append(chunk)
+            count += chunk[0].size
             if count >= n_frames:
                 break
-    if not times:
+    if not parts:
         return np.zeros(0), None
-    return np.concatenate(times)[:n_frames], profiles.RowProfiles(*(np.concatenate(f)[:n_frames] for f in zip(*rows)))
+    return _concatenated(parts, 0, n_frames)
