@@ -9,27 +9,22 @@ frames and rows of every camera is compared with the truth in camera 0's clock. 
 where a row's exposure ends, so the truth aligns exposure ends (DESIGN §2):
 ``t_0 = (drift_c * (p + r * T_c / L_c + E_c) + shift_c - shift_0) / drift_0 - E_0``.
 
-Cost: the detector fits every edge candidate five times (~60 ms each on two busy cores) and
-compiles its fit for every batch size (~12 s each), so cameras are fed to it in segments of at
-most :data:`SEGMENT_FLASHES` flashes, its fit batches are padded to one size
-(:func:`fit_edges_fixed_batch`), and the test runs a fifth of the profile's examples. Other
-shapes are fixed too: stored rows come from :data:`HEIGHTS`, segments have
+Cost: the detector compiles its fits for every batch size (seconds each), so cameras are fed to
+it in segments of at most :data:`SEGMENT_FLASHES` flashes (its fit batches are then padded to one
+size, :data:`~flashsync_bayes.detection.edges.FIT_BUCKET`), and the test runs a fifth of the
+profile's examples. Other shapes are fixed too: stored rows come from :data:`HEIGHTS`, segments have
 :data:`SEGMENT_FRAMES` frames, flash arrays are padded to :data:`PAD_FLASHES`, and the model's
 padded shapes are the same for all examples.
 """
 
 import dataclasses
 import warnings
-from unittest import mock
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from flashsync_bayes import detection, fit
-from flashsync_bayes.detection import edge_model
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import make_events
 from flashsync_bayes.matching import match_events
@@ -40,9 +35,6 @@ HEIGHTS = (240, 480, 720, 1080, 2160)
 SEGMENT_FLASHES = 14
 #: Frames per segment: its flash frames plus quiet ones for the detector's across-frame statistics.
 SEGMENT_FRAMES = 128
-#: Sub-row edge fits are batched in this many windows (14 flashes x 2 + 3 spurious fit).
-FIT_WINDOWS = 32
-LIBRARY_FIT_EDGES = edge_model.fit_edges
 #: Flash arrays are padded to this length with dark flashes far in the future.
 PAD_FLASHES = 64
 #: Ambient light (grey levels on a white surface).
@@ -147,22 +139,6 @@ def segment_changes(camera: Camera, flashes: Flashes, seen, noise, n_spurious, r
     return out
 
 
-def fit_edges_fixed_batch(windows, weights, blur_rows=None, **kwargs):
-    """:func:`edge_model.fit_edges` with the batch padded to :data:`FIT_WINDOWS` (64 if larger) and cut back: one compiled shape.
-
-    The detector pads its batches to the next power of two; padded windows are fitted alone and
-    dropped, so a fixed size changes no result, only how often the fit compiles (seconds each).
-    """
-    n = windows.shape[0]
-    pad = (FIT_WINDOWS if n <= FIT_WINDOWS else 64) - n
-    windows = jnp.pad(jnp.asarray(windows), ((0, pad), (0, 0)))
-    weights = jnp.pad(jnp.asarray(weights), ((0, pad), (0, 0)), constant_values=1.0)
-    if blur_rows is not None:
-        blur_rows = jnp.pad(jnp.asarray(blur_rows), (0, pad), constant_values=1.0)
-    fit = LIBRARY_FIT_EDGES(windows, weights, blur_rows, **kwargs)
-    return jax.tree_util.tree_map(lambda leaf: leaf[:n], fit)
-
-
 def events_dataset(cameras, segments):
     """Events dataset of the edges found in each camera's row-change segments."""
     labels = [f"cam{c}" for c in range(len(cameras))]
@@ -172,8 +148,7 @@ def events_dataset(cameras, segments):
     detector = detection.DetectorSettings(row_sd_floor=0.0)
     for label, camera, parts in zip(labels, cameras, segments):
         for frames, change in parts:
-            with mock.patch.object(edge_model, "fit_edges", fit_edges_fixed_batch):
-                edges = detection.find_edges(change, detector)
+            edges = detection.find_edges(change, detector)
             sensor_frame = frames[edges["frame"].astype(np.int64)]
             columns["frame"].append(sensor_frame)
             columns["frame_time_ms"].append(sensor_frame * camera.frame_period_ms)

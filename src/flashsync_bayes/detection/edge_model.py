@@ -37,33 +37,21 @@ def blurred_exponential_rise(x, decay_rows, blur_rows):
 
 
 #: Number of edge-model parameters, see :func:`edge_model`.
-N_EDGE_PARAMS = 7
-#: Largest rise constant as a fraction of the decay constant.
-MAX_RISE_FRACTION = 0.9
-
-
-def pulse_response(x, decay_rows, rise_rows, blur_rows):
-    """Blurred cumulative light of a pulse with rise ``τ`` and decay ``ρ`` (rows), 0 before x = 0.
-
-    ``(ρ B(x; ρ) - τ B(x; τ)) / (ρ - τ)`` with ``B`` the blurred exponential rise.
-    """
-    slow = blurred_exponential_rise(x, decay_rows, blur_rows)
-    fast = blurred_exponential_rise(x, rise_rows, blur_rows)
-    return (decay_rows * slow - rise_rows * fast) / (decay_rows - rise_rows)
+N_EDGE_PARAMS = 6
 
 
 def edge_model(params, x):
     """Modelled row change at row offsets ``x``.
 
-    ``params = (base, gain, edge, log ρ, log σ, log e, logit τ/ρ)``: a band that starts at ``edge``,
-    rises with the pulse (decay ρ, rise τ, in rows), is blurred by a Gaussian of sd σ rows (codec,
-    optics), and whose exposure-start side begins ``e`` rows later.
+    ``params = (base, gain, edge, log ρ, log σ, log e)``: a band that starts at ``edge``, rises
+    with the pulse's decay ρ (rows), is blurred by a Gaussian of sd σ rows (codec, optics), and
+    whose exposure-start side begins ``e`` rows later. The pulse rises instantly: a flash's rise
+    is far shorter than a row's exposure.
     """
-    base, gain, edge, log_decay, log_blur, log_extent, rise_logit = params
+    base, gain, edge, log_decay, log_blur, log_extent = params
     decay, blur, extent = jnp.exp(log_decay), jnp.exp(log_blur), jnp.exp(log_extent)
-    rise = decay * MAX_RISE_FRACTION * jax.nn.sigmoid(rise_logit)
-    start = pulse_response(x - edge, decay, rise, blur)
-    stop = pulse_response(x - edge - extent, decay, rise, blur)
+    start = blurred_exponential_rise(x - edge, decay, blur)
+    stop = blurred_exponential_rise(x - edge - extent, decay, blur)
     return base + gain * (start - stop)
 
 
@@ -171,35 +159,31 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     return refit
 
 
-#: Logit of the rise constant as a share of the decay (:func:`edge_model`) in every fit: the pulse
-#: rises instantly (a flash's rise is far shorter than a row's exposure).
-INSTANT_RISE_LOGIT = -30.0
-
-
-def fit_edges(windows, weights, blur_rows=None, iterations: int = 60) -> EdgeFit:
+def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60) -> EdgeFit:
     """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
 
     ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
     window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
     ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
-    The pulse rises instantly (:data:`INSTANT_RISE_LOGIT`). ``blur_rows`` (one per window, rows),
-    when given, fixes the blur instead of fitting it (NaN: fitted). Free and fixed blur share one
-    compiled kernel per window count.
+    ``blur_rows`` (one per window, rows), when given, fixes the blur instead of fitting it (NaN:
+    fitted). Each window is fitted from three starting points (:func:`initial_edge_params`), or,
+    given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one alone.
     """
     if blur_rows is None:
         blur_rows = jnp.full(windows.shape[0], jnp.nan, dtype=windows.dtype)
-    return _fit_edges(windows, weights, jnp.asarray(blur_rows, dtype=windows.dtype), iterations)
+    start = None if start is None else jnp.asarray(start, dtype=windows.dtype)
+    return _fit_edges(windows, weights, jnp.asarray(blur_rows, dtype=windows.dtype), start, iterations)
 
 
 @partial(jax.jit, static_argnames=("iterations",))
-def _fit_edges(windows, weights, blur_rows, iterations: int) -> EdgeFit:
-    """:func:`fit_edges` with the blur of window ``i`` fixed where ``blur_rows[i]`` is finite."""
+def _fit_edges(windows, weights, blur_rows, start, iterations: int) -> EdgeFit:
+    """:func:`fit_edges`; the blur of window ``i`` is fixed where ``blur_rows[i]`` is finite. Free and fixed
+    blur share one compiled kernel per window count (one with ``start``, one without)."""
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
-    starts = jax.vmap(initial_edge_params)(windows, weights).at[..., 6].set(INSTANT_RISE_LOGIT)
+    starts = jax.vmap(initial_edge_params)(windows, weights) if start is None else start[:, None, :]
     fixed = jnp.isfinite(blur_rows)
     starts = starts.at[..., 4].set(jnp.where(fixed[:, None], jnp.log(blur_rows)[:, None], starts[..., 4]))
-    free = jnp.ones(N_EDGE_PARAMS).at[6].set(0.0)
-    free = jnp.where(fixed[:, None], free.at[4].set(0.0)[None, :], free[None, :])
+    free = jnp.where(fixed[:, None], jnp.ones(N_EDGE_PARAMS).at[4].set(0.0)[None, :], 1.0)
     return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, 0, None))(windows, weights, x, starts, free, iterations)
 
 
@@ -225,8 +209,8 @@ def initial_edge_params(window, weight):
     slow = [base, gain * slow_decay / extent_inside, onset - 0.5, jnp.log(slow_decay), jnp.log(0.7)]
     return jnp.stack(
         [
-            jnp.stack(common + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
-            jnp.stack(common + [jnp.log(extent_beyond), jnp.asarray(-3.0)]),
-            jnp.stack(slow + [jnp.log(extent_inside), jnp.asarray(-3.0)]),
+            jnp.stack(common + [jnp.log(extent_inside)]),
+            jnp.stack(common + [jnp.log(extent_beyond)]),
+            jnp.stack(slow + [jnp.log(extent_inside)]),
         ]
     )

@@ -1,6 +1,13 @@
-"""Sub-row edges of a video's flash candidates: fit windows, centring, a blur shared by the video, and the edges kept."""
+"""Sub-row edges of a video's flash candidates: the rows around each, centring, a blur shared by the video, and the edges kept.
+
+Two stages: :func:`candidate_rows` takes the candidates of (a window of) a video's evidence with
+the rows their fits need; :func:`fit_candidates` fits all candidates of a video at once, so a
+long video's candidates share the fits' padded batches and one blur.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -12,35 +19,97 @@ from flashsync_bayes.detection.profiles import STEP_HALF_WIDTHS
 from flashsync_bayes.detection.settings import DetectorSettings
 from flashsync_bayes.shapes import power_of_two
 
-#: Rows a first free fit may move an anchor (see :func:`_centred_anchors`).
+#: Rows a first free fit may move an anchor (see :func:`_centred`).
 MAX_CENTRING_ROWS = STEP_HALF_WIDTHS[1]
 #: Edges whose free fit is less certain than this (rows) do not vote on a video's blur, which is
 #: then fixed at the median of the votes; the edge's spread over the quartiles joins its sd.
 POOL_MAX_SD = 1.0
 BLUR_QUANTILES = (0.25, 0.5, 0.75)
+#: Levenberg-Marquardt iterations of a fit that starts from an earlier fit of the same edge.
+WARM_ITERATIONS = 20
+#: Row offsets from a candidate's anchor kept for its fits: the fit window moved by up to
+#: :data:`MAX_CENTRING_ROWS` either way.
+KEPT_OFFSETS = np.arange(-edge_model.FIT_ROWS_ABOVE - MAX_CENTRING_ROWS, edge_model.FIT_ROWS_BELOW + MAX_CENTRING_ROWS)
 
-def _fit_windows(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray, polarity: np.ndarray):
-    """Fit windows ``(n, window)`` and in-frame weights around each anchor, sign-flipped to rise."""
-    offsets = np.arange(-edge_model.FIT_ROWS_ABOVE, edge_model.FIT_ROWS_BELOW)
-    n_rows = evidence.rising.shape[1]
-    rows = anchors[:, None] + offsets[None, :]
+
+class Candidates(NamedTuple):
+    """Leading-edge candidates of a video with the rows their fits look at.
+
+    Attributes:
+        frame: ``(n,)`` int64 frame of each candidate (in the video, or in the evidence it came from).
+        anchor: ``(n,)`` int64 row near its edge.
+        polarity: ``(n,)`` int64 +1 for a rise, -1 for a fall.
+        at_top: ``(n,)`` bool, no quiet rows above it (see :func:`~flashsync_bayes.detection.candidates.edge_candidates`).
+        gain: ``(n,)`` its frame's ambient change of the whole picture (relative).
+        rows: ``(n, KEPT_OFFSETS.size)`` float64 evidence at the anchor's :data:`KEPT_OFFSETS`, sign-flipped
+            to rise (0 outside the frame).
+        inside: ``(n, KEPT_OFFSETS.size)`` float64, 1 for rows inside the frame.
+        n_rows: rows of the video's frames.
+    """
+
+    frame: np.ndarray
+    anchor: np.ndarray
+    polarity: np.ndarray
+    at_top: np.ndarray
+    gain: np.ndarray
+    rows: np.ndarray
+    inside: np.ndarray
+    n_rows: int
+
+    def where(self, keep: np.ndarray, frame_offset: int = 0) -> Candidates:
+        """The candidates where ``keep`` (a mask), their frames moved on by ``frame_offset``."""
+        kept = [np.asarray(column)[keep] for column in self[:-1]]
+        kept[0] = kept[0] + frame_offset
+        return Candidates(*kept, self.n_rows)
+
+    @classmethod
+    def joined(cls, parts: list[Candidates], n_rows: int) -> Candidates:
+        """The candidates of ``parts`` (of one video, frames ``n_rows`` rows high) in one table, in order."""
+        if not parts:
+            return candidate_rows(Evidence.of_change(np.zeros((0, n_rows))), None)
+        return cls(*(np.concatenate(column) for column in list(zip(*parts))[:-1]), n_rows)
+
+
+def candidate_rows(evidence: Evidence, settings: DetectorSettings | None) -> Candidates:
+    """:class:`Candidates` of ``evidence`` (frames counted in it), sorted by frame (none for ``settings`` None)."""
+    n_frames, n_rows = evidence.rising.shape
+    if settings is None or n_frames < 2:
+        frames = anchors = polarity = np.zeros(0, np.int64)
+        at_top = np.zeros(0, bool)
+    else:
+        frames, anchors, polarity, at_top = edge_candidates(evidence, settings)
+    rows = anchors[:, None] + KEPT_OFFSETS[None, :]
     inside = (rows >= 0) & (rows < n_rows)
     index = (frames[:, None], np.clip(rows, 0, n_rows - 1))
     values = np.where(polarity[:, None] > 0, evidence.rising[index], -evidence.falling[index])
-    return np.where(inside, values, 0.0).astype(np.float64), inside.astype(np.float64)
+    values = np.where(inside, values, 0.0).astype(np.float64)
+    gain = np.asarray(evidence.gain, dtype=np.float64)[frames]
+    return Candidates(frames, anchors, polarity, at_top, gain, values, inside.astype(np.float64), n_rows)
 
 
-def _centred_anchors(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray, polarity: np.ndarray):
-    """Anchors moved to the nearest row of a first free edge fit, so every window sits alike on its edge.
+def _fit_windows(candidates: Candidates, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fit windows ``(n, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)`` and in-frame weights around the anchors moved by ``shift`` rows."""
+    columns = (MAX_CENTRING_ROWS + shift)[:, None] + np.arange(edge_model.FIT_ROWS_ABOVE + edge_model.FIT_ROWS_BELOW)
+    picked = np.arange(shift.size)[:, None]
+    return candidates.rows[picked, columns], candidates.inside[picked, columns]
+
+
+def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """``(shift, params)``: rows that move each anchor to the nearest row of a first free edge fit, so every window
+    sits alike on its edge, and that fit's params ``(n, N_EDGE_PARAMS)`` with the edge counted from the moved anchor.
 
     The box step puts an anchor within a few rows of its edge; a fit that lands further away
     (at another band in the window) leaves the anchor where it was.
     """
-    fit = edge_model.fit_edges(*_padded(*_fit_windows(evidence, frames, anchors, polarity)))
-    offset = np.asarray(fit.params)[: frames.size, 2]
+    n = candidates.frame.size
+    fit = edge_model.fit_edges(*_padded(*_fit_windows(candidates, np.zeros(n, np.int64))))
+    params = np.array(fit.params)[:n]
+    offset = params[:, 2]
     near = np.isfinite(offset) & (np.abs(offset) <= MAX_CENTRING_ROWS)  # a far one fitted something else
-    offset = np.where(near, offset, 0.0)
-    return np.clip(anchors + np.round(offset).astype(np.int64), 0, evidence.rising.shape[1] - 1)
+    moved = np.clip(candidates.anchor + np.round(np.where(near, offset, 0.0)).astype(np.int64), 0, candidates.n_rows - 1)
+    shift = moved - candidates.anchor
+    params[:, 2] -= shift
+    return shift, params
 
 
 #: Fewest windows a fit is padded to: most videos' edge fits then share one compiled shape, so a new
@@ -48,33 +117,35 @@ def _centred_anchors(evidence: Evidence, frames: np.ndarray, anchors: np.ndarray
 FIT_BUCKET = 64
 
 
-def _padded(windows: np.ndarray, weights: np.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Fit windows and weights padded to a power-of-two count (at least :data:`FIT_BUCKET`): few compiled shapes."""
+def _padded(windows: np.ndarray, weights: np.ndarray, start: np.ndarray | None = None) -> tuple:
+    """Fit windows, weights and starting params (or None) padded to a power-of-two count (at least
+    :data:`FIT_BUCKET`): few compiled shapes. Padding repeats the last start."""
     n = windows.shape[0]
     pad = ((0, power_of_two(n, FIT_BUCKET) - n), (0, 0))
-    return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0))
+    start = None if start is None else jnp.asarray(np.pad(start, pad, mode="edge"))
+    return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0)), start
 
 
-def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, pool: np.ndarray, floor_rows: float):
+def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, floor_rows: float):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
 
     The codec and optics blur rows the same way in every frame of a video, while a single edge
-    cannot tell blur from the pulse's shape well. Each edge is fitted freely first; with three or
-    more edges in ``pool`` (a mask) whose free fits place them within :data:`POOL_MAX_SD` rows, the
-    final fit fixes the blur at the median of those, and the spread of the edge over the
-    :data:`BLUR_QUANTILES` range of their blurs joins its sd. ``floor_rows`` is
-    added in quadrature.
+    cannot tell blur from the pulse's shape well. Each edge is fitted freely first (from ``start``,
+    its params of an earlier fit); with three or more edges in ``pool`` (a mask) whose free fits
+    place them within :data:`POOL_MAX_SD` rows, the final fit fixes the blur at the median of
+    those (starting from the free fit), and the spread of the edge over the
+    :data:`BLUR_QUANTILES` range of their blurs joins its sd. ``floor_rows`` is added in quadrature.
     """
     n = windows.shape[0]
-    windows, weights = _padded(windows, weights)
+    windows, weights, start = _padded(windows, weights, start)
     size = windows.shape[0]
-    free = edge_model.fit_edges(windows, weights)
+    free = edge_model.fit_edges(windows, weights, start=start, iterations=WARM_ITERATIONS)
     spread = np.zeros(size)
     fit = free
     pool = pool & (np.asarray(free.edge_sd)[:n] < POOL_MAX_SD)
     if np.sum(pool) >= 3:
         low, mid, high = np.quantile(np.exp(np.asarray(free.params)[:n, 4][pool]), BLUR_QUANTILES)
-        fits = [edge_model.fit_edges(windows, weights, jnp.full(size, blur)) for blur in (low, mid, high)]
+        fits = [edge_model.fit_edges(windows, weights, jnp.full(size, blur), start=free.params, iterations=WARM_ITERATIONS) for blur in (low, mid, high)]
         fit = fits[1]
         spread = np.std([np.asarray(f.params)[:, 2] for f in fits], axis=0)
     params = np.asarray(fit.params)[:n]
@@ -90,22 +161,24 @@ def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> d
     """
     if not isinstance(evidence, Evidence):
         evidence = Evidence.of_change(np.asarray(evidence))
-    empty = {k: np.zeros(0) for k in ("frame", "row", "row_sd", "polarity", "amplitude")}
-    empty["edge"] = np.zeros(0, dtype=str)
-    n_frames, n_rows = evidence.rising.shape
-    if n_frames < 2:
-        return empty
-    frames, anchors, polarity, at_top = edge_candidates(evidence, settings)
-    if not frames.size:
-        return empty
-    anchors = _centred_anchors(evidence, frames, anchors, polarity)
-    windows, weights = _fit_windows(evidence, frames, anchors, polarity)
-    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, ~at_top, settings.row_sd_floor)
+    return fit_candidates(candidate_rows(evidence, settings), settings)
+
+
+def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[str, np.ndarray]:
+    """Edge columns of :func:`find_edges` from a video's :class:`Candidates` (``frame`` as they count it)."""
+    if not candidates.frame.size:
+        empty = {k: np.zeros(0) for k in ("row", "row_sd", "polarity", "amplitude")}
+        return {"frame": np.zeros(0, np.int64), **empty, "edge": np.zeros(0, dtype=str)}
+    frames, polarity, at_top, n_rows = candidates.frame, candidates.polarity, candidates.at_top, candidates.n_rows
+    shift, start = _centred(candidates)
+    anchors = candidates.anchor + shift
+    windows, weights = _fit_windows(candidates, shift)
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~at_top, settings.row_sd_floor)
     row = anchors + params[:, 2]
     below = n_rows - row  # rows of the band in view: a few at the bottom could be anything
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (below >= 2 * STEP_HALF_WIDTHS[0])
     good &= params[:, 1] > 0
-    quiet_above = quiet(params[:, 0], polarity * evidence.gain[frames], settings.quiet_fraction * params[:, 1])
+    quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     lead = {
         "frame": frames[good],

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes.detection import selection
+
 #: Half-widths (rows) of the box filters of the step detector: sharp edges, then slow rises.
 STEP_HALF_WIDTHS = (4, 16)
 
@@ -203,9 +205,8 @@ def row_median_filter(profiles):
 
 def robust_sd(values, axis=-1, ignore_nan: bool = False):
     """Standard deviation estimated from the median absolute deviation (1.4826 * MAD); NaNs left out with ``ignore_nan``."""
-    median = jnp.nanmedian if ignore_nan else jnp.median
-    centre = median(values, axis=axis, keepdims=True)
-    return 1.4826 * median(jnp.abs(values - centre), axis=axis)
+    centre = selection.median(values, axis=axis, keepdims=True, ignore_nan=ignore_nan)
+    return 1.4826 * selection.median(jnp.abs(values - centre), axis=axis, ignore_nan=ignore_nan)
 
 
 #: Tukey biweight constant, in robust sds: 95 % efficiency for Gaussian residuals.
@@ -271,6 +272,7 @@ def frame_scores(change) -> FrameScores:
     return FrameScores(step=jnp.stack(steps, -1), row=jnp.stack(rows, -1), noise=row_noise(change))
 
 
+@jax.jit
 def flash_thresholds(steps, noise, min_snr: float, spread: float, min_step: float):
     """Step size, per box half-width ``(n_widths,)``, that a flash frame must exceed.
 

@@ -5,9 +5,11 @@ slice by slice: slice ``k`` holds frames ``[k S, (k+1) S)`` (``S`` =
 :attr:`~flashsync_bayes.detection.settings.DetectorSettings.slice_frames`) and is looked at in a
 window of ``W = S + 2M`` frames (:func:`slice_window`): the slice with :data:`MARGIN_FRAMES` ``M``
 frames on each side, all that the ambient model and the candidate logic of a frame look at. A
-window is detected as soon as its frames are decoded (:func:`windows`), and of its edges only
-those whose frame lies in its slice are kept, so every frame's edges come from one window. Only
-the last ``W`` frames' profiles are held. Every window of a video longer than ``W`` frames has
+window is detected as soon as its frames are decoded (:func:`windows`), and of its edge
+candidates (with the rows their fits need) only those whose frame lies in its slice are kept, so
+every frame's candidates come from one window; the video's candidates are fitted together once
+its frames run out (one blur for the video, full fit batches). Only the last ``W`` frames'
+profiles are held. Every window of a video longer than ``W`` frames has
 exactly ``W`` (the first and the last reach further into the video), so JAX compiles their
 kernels once per frame height; a video of at most ``W`` frames is one window: a whole-video pass.
 
@@ -32,7 +34,7 @@ from tqdm.auto import tqdm
 
 from flashsync_bayes.detection import ambient, candidates, profiles
 from flashsync_bayes.detection.ambient import NO_FLICKER, Flicker
-from flashsync_bayes.detection.edges import find_edges
+from flashsync_bayes.detection.edges import Candidates, candidate_rows, fit_candidates
 from flashsync_bayes.detection.evidence import Evidence, flash_evidence
 from flashsync_bayes.detection.settings import DetectorSettings
 from flashsync_bayes.errors import FlashsyncError
@@ -210,22 +212,22 @@ def window_evidence(
     return evidence, flicker, ticks
 
 
-def edges_in(evidence: Evidence, start: int, frames: tuple[int, int], settings: DetectorSettings) -> dict[str, np.ndarray]:
-    """Edges (columns of :func:`~flashsync_bayes.detection.edges.find_edges`) of a window starting at frame
-    ``start`` whose frames lie in ``[first, end)``, with ``frame`` (int64) counted in the video."""
-    edges = find_edges(evidence, settings)
-    frame = np.asarray(edges["frame"]).astype(np.int64) + start
-    keep = (frame >= frames[0]) & (frame < frames[1])
-    return {**{name: np.asarray(column)[keep] for name, column in edges.items()}, "frame": frame[keep]}
+def candidates_in(evidence: Evidence, start: int, frames: tuple[int, int], settings: DetectorSettings) -> Candidates:
+    """:class:`~flashsync_bayes.detection.edges.Candidates` of a window starting at frame ``start`` whose frames
+    lie in ``[first, end)``, frames counted in the video."""
+    found = candidate_rows(evidence, settings)
+    frame = found.frame + start
+    return found.where((frame >= frames[0]) & (frame < frames[1]), start)
 
 
 def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: DetectorSettings) -> VideoDetection:
     """:class:`VideoDetection` of the slices :func:`windows` yields, each detected in its window.
 
     The flicker band frequency found in one window is handed to all later ones; tick numbers
-    continue from window to window through the frames they share.
+    continue from window to window through the frames they share. The candidates of all windows
+    are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
     """
-    cycles, previous, flickers, edges, times = None, None, [], [], []
+    cycles, previous, flickers, candidates, times, n_rows = None, None, [], [], [], 0
     for window, frames in slices:
         first_tick = None if previous is None else int(previous[1][window.start - previous[0]])
         evidence, flicker, ticks = window_evidence(window, settings, first_tick, cycles)
@@ -233,12 +235,14 @@ def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: D
             cycles = flicker.cycles_per_row
         previous = (window.start, ticks)
         flickers.append(flicker)
-        edges.append(edges_in(evidence, window.start, frames, settings))
+        candidates.append(candidates_in(evidence, window.start, frames, settings))
+        n_rows = evidence.rising.shape[1]
         times.append(window.frame_time_ms[frames[0] - window.start : frames[1] - window.start].copy())
         del window, evidence
         release_freed_memory()
     frame_time_ms = np.concatenate(times) if times else np.zeros(0)
-    return VideoDetection(frame_time_ms, combined_flicker(flickers), _joined(edges))
+    edges = fit_candidates(Candidates.joined(candidates, n_rows), settings)
+    return VideoDetection(frame_time_ms, combined_flicker(flickers), edges)
 
 
 @functools.cache
@@ -277,15 +281,6 @@ def combined_flicker(flickers: list[Flicker]) -> Flicker:
     turn = np.mean(np.exp(2j * np.pi * np.array([f.phase_step for f in fitted])))
     step = float(np.angle(turn) / (2 * np.pi)) % 1.0
     return Flicker(float(fitted[-1].cycles_per_row), step, float(np.median([f.amplitude for f in fitted])))
-
-
-def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Edge columns of the windows in one table: leading edges first, each kind in window order ({} without windows)."""
-    if not parts:
-        return {}
-    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    order = np.argsort(joined["edge"].astype(str) != "leading", kind="stable")
-    return {name: column[order] for name, column in joined.items()}
 
 
 # --- one video ---------------------------------------------------------------------------------
