@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
+from flashsync_bayes import export_cache
 from flashsync_bayes.detection.profiles import biweight, robust_sd
+from flashsync_bayes.export_cache import serializable
 
 #: Rows above / below a candidate leading edge that the sub-row fit looks at.
 FIT_ROWS_ABOVE = 24
@@ -55,6 +57,7 @@ def edge_model(params, x):
     return base + gain * (start - stop)
 
 
+@serializable
 class EdgeFit(NamedTuple):
     """Result of one sub-row edge fit (row offsets relative to the window's anchor row).
 
@@ -168,11 +171,13 @@ def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60
     ``blur_rows`` (one per window, rows), when given, fixes the blur instead of fitting it (NaN:
     fitted). Each window is fitted from three starting points (:func:`initial_edge_params`), or,
     given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one alone.
+    With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
     """
     if blur_rows is None:
         blur_rows = jnp.full(windows.shape[0], jnp.nan, dtype=windows.dtype)
     start = None if start is None else jnp.asarray(start, dtype=windows.dtype)
-    return _fit_edges(windows, weights, jnp.asarray(blur_rows, dtype=windows.dtype), start, iterations)
+    blur_rows = jnp.asarray(blur_rows, dtype=windows.dtype)
+    return export_cache.call(_fit_edges, windows, weights, blur_rows, start, iterations=iterations)
 
 
 @partial(jax.jit, static_argnames=("iterations",))
