@@ -101,9 +101,7 @@ def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
     The box step puts an anchor within a few rows of its edge; a fit that lands further away
     (at another band in the window) leaves the anchor where it was.
     """
-    n = candidates.frame.size
-    fit = edge_model.fit_edges(*_padded(*_fit_windows(candidates, np.zeros(n, np.int64))))
-    params = np.array(fit.params)[:n]
+    params = _fit(*_fit_windows(candidates, np.zeros(candidates.frame.size, np.int64))).params.copy()
     offset = params[:, 2]
     near = np.isfinite(offset) & (np.abs(offset) <= MAX_CENTRING_ROWS)  # a far one fitted something else
     moved = np.clip(candidates.anchor + np.round(np.where(near, offset, 0.0)).astype(np.int64), 0, candidates.n_rows - 1)
@@ -115,15 +113,33 @@ def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
 #: Fewest windows a fit is padded to: most videos' edge fits then share one compiled shape, so a new
 #: process traces the fit once (seconds) rather than once per count (fitting padding costs little).
 FIT_BUCKET = 64
+#: Most windows in one fit call: a long video's candidates are fitted in batches of this many, so
+#: the fits compile for at most three shapes (64, 128, 256) and their memory does not grow with the
+#: video's length (an XLA compilation of a new, larger shape alone took ~400 MB).
+MAX_FIT_BATCH = 256
 
 
-def _padded(windows: np.ndarray, weights: np.ndarray, start: np.ndarray | None = None) -> tuple:
-    """Fit windows, weights and starting params (or None) padded to a power-of-two count (at least
-    :data:`FIT_BUCKET`): few compiled shapes. Padding repeats the last start."""
-    n = windows.shape[0]
-    pad = ((0, power_of_two(n, FIT_BUCKET) - n), (0, 0))
-    start = None if start is None else jnp.asarray(np.pad(start, pad, mode="edge"))
-    return jnp.asarray(np.pad(windows, pad)), jnp.asarray(np.pad(weights, pad, constant_values=1.0)), start
+def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60) -> edge_model.EdgeFit:
+    """:func:`~flashsync_bayes.detection.edge_model.fit_edges` of ``(n, window)`` fit windows as NumPy arrays of n rows,
+    in batches of at most :data:`MAX_FIT_BATCH` padded to a power of two (at least :data:`FIT_BUCKET`)."""
+    parts = []
+    for first in range(0, windows.shape[0], MAX_FIT_BATCH):
+        batch = slice(first, first + MAX_FIT_BATCH)
+        n = windows[batch].shape[0]
+        pad = power_of_two(n, FIT_BUCKET) - n
+
+        def padded(values):  # per-window blur or starting params: the last one repeated
+            return jnp.asarray(np.pad(values[batch], ((0, pad),) + ((0, 0),) * (values.ndim - 1), mode="edge"))
+
+        fit = edge_model.fit_edges(
+            jnp.asarray(np.pad(windows[batch], ((0, pad), (0, 0)))),
+            jnp.asarray(np.pad(weights[batch], ((0, pad), (0, 0)), constant_values=1.0)),
+            None if blur_rows is None else padded(blur_rows),
+            None if start is None else padded(start),
+            iterations,
+        )
+        parts.append([np.asarray(leaf)[:n] for leaf in fit])
+    return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
 def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, floor_rows: float):
@@ -137,21 +153,18 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     :data:`BLUR_QUANTILES` range of their blurs joins its sd. ``floor_rows`` is added in quadrature.
     """
     n = windows.shape[0]
-    windows, weights, start = _padded(windows, weights, start)
-    size = windows.shape[0]
-    free = edge_model.fit_edges(windows, weights, start=start, iterations=WARM_ITERATIONS)
-    spread = np.zeros(size)
+    free = _fit(windows, weights, start=start, iterations=WARM_ITERATIONS)
+    spread = np.zeros(n)
     fit = free
-    pool = pool & (np.asarray(free.edge_sd)[:n] < POOL_MAX_SD)
+    pool = pool & (free.edge_sd < POOL_MAX_SD)
     if np.sum(pool) >= 3:
-        low, mid, high = np.quantile(np.exp(np.asarray(free.params)[:n, 4][pool]), BLUR_QUANTILES)
-        fits = [edge_model.fit_edges(windows, weights, jnp.full(size, blur), start=free.params, iterations=WARM_ITERATIONS) for blur in (low, mid, high)]
+        low, mid, high = np.quantile(np.exp(free.params[:, 4][pool]), BLUR_QUANTILES)
+        fits = [_fit(windows, weights, np.full(n, blur), free.params, WARM_ITERATIONS) for blur in (low, mid, high)]
         fit = fits[1]
-        spread = np.std([np.asarray(f.params)[:, 2] for f in fits], axis=0)
-    params = np.asarray(fit.params)[:n]
-    edge_sd = np.sqrt(np.asarray(fit.edge_sd)[:n] ** 2 + spread[:n] ** 2 + floor_rows**2)
-    trailing_sd = np.sqrt(np.asarray(fit.trailing_sd)[:n] ** 2 + spread[:n] ** 2 + floor_rows**2)
-    return params, edge_sd, np.asarray(fit.trailing)[:n], trailing_sd
+        spread = np.std([f.params[:, 2] for f in fits], axis=0)
+    edge_sd = np.sqrt(fit.edge_sd**2 + spread**2 + floor_rows**2)
+    trailing_sd = np.sqrt(fit.trailing_sd**2 + spread**2 + floor_rows**2)
+    return fit.params, edge_sd, fit.trailing, trailing_sd
 
 
 def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> dict[str, np.ndarray]:
