@@ -11,7 +11,7 @@ where a row's exposure ends, so the truth aligns exposure ends (DESIGN §2):
 
 Cost: the detector compiles its fits for every batch size (seconds each), so cameras are fed to
 it in segments of at most :data:`SEGMENT_FLASHES` flashes (its fit batches are then padded to one
-size, :data:`~flashsync_bayes.detection.edges.FIT_BUCKET`), and the test runs a fifth of the
+size, :data:`~flashsync_bayes.detection.edges.FIT_BATCH`), and the test runs a fifth of the
 profile's examples. Other shapes are fixed too: stored rows come from :data:`HEIGHTS`, segments have
 :data:`SEGMENT_FRAMES` frames, flash arrays are padded to :data:`PAD_FLASHES`, and the model's
 padded shapes are the same for all examples.

@@ -175,7 +175,7 @@ def test_no_flash_gives_no_edges():
 
 
 def test_long_videos_fit_their_edges_in_batches_with_the_same_results(monkeypatch):
-    """Candidates beyond :data:`edges.MAX_FIT_BATCH` are fitted in further batches; each window's fit is its own."""
+    """Candidates beyond :data:`edges.FIT_BATCH` are fitted in further batches; each window's fit is its own."""
     from flashsync_bayes.detection import edges
 
     rng = np.random.default_rng(5)
@@ -184,9 +184,9 @@ def test_long_videos_fit_their_edges_in_batches_with_the_same_results(monkeypatc
     edge = rng.uniform(-2.0, 2.0, n)
     windows = 0.4 * (1 - np.exp(-np.maximum(offsets[None, :] - edge[:, None], 0.0) / 6.0)) + rng.normal(0, 0.01, (n, offsets.size))
     weights = np.ones_like(windows)
-    whole = edges._fit(windows, weights)  # one batch of 128
-    monkeypatch.setattr(edges, "MAX_FIT_BATCH", 64)
     batched = edges._fit(windows, weights)  # 64 + 6 (padded to 64)
+    monkeypatch.setattr(edges, "FIT_BATCH", 128)
+    whole = edges._fit(windows, weights)  # one batch of 128
     assert whole.params.shape == batched.params.shape == (n, edge_model.N_EDGE_PARAMS)
     np.testing.assert_allclose(batched.params, whole.params, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(batched.edge_sd, whole.edge_sd, rtol=1e-9, atol=1e-12)

@@ -17,7 +17,6 @@ from flashsync_bayes.detection.candidates import edge_candidates, quiet
 from flashsync_bayes.detection.evidence import Evidence
 from flashsync_bayes.detection.profiles import STEP_HALF_WIDTHS
 from flashsync_bayes.detection.settings import DetectorSettings
-from flashsync_bayes.shapes import power_of_two
 
 #: Rows a first free fit may move an anchor (see :func:`_centred`).
 MAX_CENTRING_ROWS = STEP_HALF_WIDTHS[1]
@@ -110,23 +109,20 @@ def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
     return shift, params
 
 
-#: Fewest windows a fit is padded to: most videos' edge fits then share one compiled shape, so a new
-#: process traces the fit once (seconds) rather than once per count (fitting padding costs little).
-FIT_BUCKET = 64
-#: Most windows in one fit call: a long video's candidates are fitted in batches of this many, so
-#: the fits compile for at most three shapes (64, 128, 256) and their memory does not grow with the
-#: video's length (an XLA compilation of a new, larger shape alone took ~400 MB).
-MAX_FIT_BATCH = 256
+#: Windows per fit call: candidates are fitted in batches of this many (the last padded), so every
+#: video's fits share one compiled shape (a new process traces and loads it once) and their memory
+#: does not grow with the video's length (an XLA compilation of a larger shape alone took ~400 MB).
+FIT_BATCH = 64
 
 
 def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60) -> edge_model.EdgeFit:
     """:func:`~flashsync_bayes.detection.edge_model.fit_edges` of ``(n, window)`` fit windows as NumPy arrays of n rows,
-    in batches of at most :data:`MAX_FIT_BATCH` padded to a power of two (at least :data:`FIT_BUCKET`)."""
+    in batches of :data:`FIT_BATCH` windows."""
     parts = []
-    for first in range(0, windows.shape[0], MAX_FIT_BATCH):
-        batch = slice(first, first + MAX_FIT_BATCH)
+    for first in range(0, windows.shape[0], FIT_BATCH):
+        batch = slice(first, first + FIT_BATCH)
         n = windows[batch].shape[0]
-        pad = power_of_two(n, FIT_BUCKET) - n
+        pad = FIT_BATCH - n
 
         def padded(values):  # per-window blur or starting params: the last one repeated
             return jnp.asarray(np.pad(values[batch], ((0, pad),) + ((0, 0),) * (values.ndim - 1), mode="edge"))
