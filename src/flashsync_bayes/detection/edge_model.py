@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
 from flashsync_bayes import export_cache
@@ -173,10 +174,9 @@ def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60
     given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one alone.
     With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
     """
-    if blur_rows is None:
-        blur_rows = jnp.full(windows.shape[0], jnp.nan, dtype=windows.dtype)
-    start = None if start is None else jnp.asarray(start, dtype=windows.dtype)
-    blur_rows = jnp.asarray(blur_rows, dtype=windows.dtype)
+    dtype = windows.dtype
+    blur_rows = np.full(windows.shape[0], np.nan, dtype) if blur_rows is None else np.asarray(blur_rows, dtype)
+    start = None if start is None else np.asarray(start, dtype)
     return export_cache.call(_fit_edges, windows, weights, blur_rows, start, iterations=iterations)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from flashsync_bayes.detection import edge_model
@@ -62,21 +61,25 @@ class Candidates(NamedTuple):
         return Candidates(*kept, self.n_rows)
 
     @classmethod
+    def none(cls, n_rows: int) -> Candidates:
+        """No candidates in frames ``n_rows`` rows high."""
+        no_rows = np.zeros((0, KEPT_OFFSETS.size))
+        return cls(*(np.zeros(0, np.int64),) * 3, np.zeros(0, bool), np.zeros(0), no_rows, no_rows, n_rows)
+
+    @classmethod
     def joined(cls, parts: list[Candidates], n_rows: int) -> Candidates:
         """The candidates of ``parts`` (of one video, frames ``n_rows`` rows high) in one table, in order."""
         if not parts:
-            return candidate_rows(Evidence.of_change(np.zeros((0, n_rows))), None)
+            return cls.none(n_rows)
         return cls(*(np.concatenate(column) for column in list(zip(*parts))[:-1]), n_rows)
 
 
-def candidate_rows(evidence: Evidence, settings: DetectorSettings | None) -> Candidates:
-    """:class:`Candidates` of ``evidence`` (frames counted in it), sorted by frame (none for ``settings`` None)."""
+def candidate_rows(evidence: Evidence, settings: DetectorSettings) -> Candidates:
+    """:class:`Candidates` of ``evidence`` (frames counted in it), sorted by frame."""
     n_frames, n_rows = evidence.rising.shape
-    if settings is None or n_frames < 2:
-        frames = anchors = polarity = np.zeros(0, np.int64)
-        at_top = np.zeros(0, bool)
-    else:
-        frames, anchors, polarity, at_top = edge_candidates(evidence, settings)
+    if n_frames < 2:
+        return Candidates.none(n_rows)
+    frames, anchors, polarity, at_top = edge_candidates(evidence, settings)
     rows = anchors[:, None] + KEPT_OFFSETS[None, :]
     inside = (rows >= 0) & (rows < n_rows)
     index = (frames[:, None], np.clip(rows, 0, n_rows - 1))
@@ -117,24 +120,13 @@ FIT_BATCH = 64
 
 def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60) -> edge_model.EdgeFit:
     """:func:`~flashsync_bayes.detection.edge_model.fit_edges` of ``(n, window)`` fit windows as NumPy arrays of n rows,
-    in batches of :data:`FIT_BATCH` windows."""
+    in batches of :data:`FIT_BATCH` windows (the last one filled up with copies of its last window, fitted and dropped)."""
     parts = []
     for first in range(0, windows.shape[0], FIT_BATCH):
-        batch = slice(first, first + FIT_BATCH)
-        n = windows[batch].shape[0]
-        pad = FIT_BATCH - n
-
-        def padded(values):  # per-window blur or starting params: the last one repeated
-            return jnp.asarray(np.pad(values[batch], ((0, pad),) + ((0, 0),) * (values.ndim - 1), mode="edge"))
-
-        fit = edge_model.fit_edges(
-            jnp.asarray(np.pad(windows[batch], ((0, pad), (0, 0)))),
-            jnp.asarray(np.pad(weights[batch], ((0, pad), (0, 0)), constant_values=1.0)),
-            None if blur_rows is None else padded(blur_rows),
-            None if start is None else padded(start),
-            iterations,
-        )
-        parts.append([np.asarray(leaf)[:n] for leaf in fit])
+        batch = [None if values is None else values[first : first + FIT_BATCH] for values in (windows, weights, blur_rows, start)]
+        n = batch[0].shape[0]
+        full = [None if values is None else np.pad(values, ((0, FIT_BATCH - n),) + ((0, 0),) * (values.ndim - 1), mode="edge") for values in batch]
+        parts.append([np.asarray(leaf)[:n] for leaf in edge_model.fit_edges(*full, iterations)])
     return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
