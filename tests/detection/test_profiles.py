@@ -1,5 +1,7 @@
 """Profile-level tests of the row-change kernels and the sub-row edge fit, against exact truth."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -73,20 +75,31 @@ def test_row_profiles_count_light_above_the_video_black_and_its_white_as_saturat
     assert np.max(expected - np.asarray(rows.median[0])) > 0.05
 
 
-def ideal_change(camera: Camera, flashes: Flashes, n_frames: int = 24):
-    """Row changes of a noise-free camera: flash light over ambient, frame by frame."""
+#: Sub-rows per row on which :func:`ideal_change` blurs the light: a lens blurs the light on the sensor
+#: continuously; a Gaussian sampled on whole rows would be a different blur (0.1 rows apart at 1 row).
+SUPERSAMPLE = 8
+
+
+def ideal_change(camera: Camera, flashes: Flashes, n_frames: int = 24, blur_rows: float = 0.0):
+    """Row changes of a noise-free camera: flash light over ambient, frame by frame.
+
+    With ``blur_rows``, the light is blurred by a Gaussian of that sd (rows) before the rows sample it.
+    """
     kept = np.ones(n_frames, bool)
-    light = camera_flash_light(camera, flashes, stored_frame_times_ms(camera, kept))
+    blur = blur_rows >= 0.05
+    scale = SUPERSAMPLE if blur else 1
+    sensor = dataclasses.replace(camera, height=camera.height * scale, total_rows=camera.total_rows * scale)
+    light = camera_flash_light(sensor, flashes, stored_frame_times_ms(camera, kept))
+    if blur:
+        light = gaussian_blurred(light, blur_rows * scale)[:, ::scale]
     level = 1.0 + light / AMBIENT
     change = np.zeros_like(level)
     change[1:] = level[1:] / level[:-1] - 1.0
     return change, leading_edges(camera, flashes, kept)
 
 
-def blurred(profile, blur_rows):
-    """Rows convolved with a Gaussian of sd ``blur_rows`` (edges padded)."""
-    if blur_rows < 0.05:
-        return profile
+def gaussian_blurred(profile, blur_rows):
+    """Rows ``(n, rows)`` convolved with a Gaussian of sd ``blur_rows`` (edges padded)."""
     offsets = np.arange(-int(4 * blur_rows) - 1, int(4 * blur_rows) + 2)
     kernel = np.exp(-0.5 * (offsets / blur_rows) ** 2)
     kernel /= kernel.sum()
@@ -111,11 +124,11 @@ def test_sub_row_edge_error_is_bounded_and_reported_honestly(
     edge_row = edge_fraction * PROFILE_ROWS
     flash_ms = 12 * camera.frame_period_ms + exposure_ms + edge_row * camera.line_period_ms
     flashes = Flashes(time_ms=[flash_ms], decay_ms=[decay_ms], rise_ms=[0.0], amplitude=[amplitude])
-    change, truth = ideal_change(camera, flashes)
+    change, truth = ideal_change(camera, flashes, blur_rows=blur_rows)
     assert truth["status"][0] == "stored" and truth["frame"][0] == 12
     rng = np.random.default_rng(seed)
-    observed = blurred(change, blur_rows) + rng.normal(0.0, noise, change.shape)
-    edges = detection.find_edges(observed.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
+    observed = change + rng.normal(0.0, noise, change.shape)
+    edges = detection.find_edges(observed.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
     lead = np.flatnonzero((edges["edge"] == "leading") & (edges["frame"] == 12))
     assert lead.size == 1, edges
     error = edges["row"][lead[0]] - truth["row"][0]
@@ -147,7 +160,7 @@ def test_band_wrapping_into_the_next_frame_is_one_edge_at_the_bottom():
     flashes = Flashes(time_ms=[flash_ms], decay_ms=[1.5], rise_ms=[0.0], amplitude=[60.0])
     change, truth = ideal_change(camera, flashes)
     assert change[2, :20].mean() > 0.05  # the band continues at the top of the next frame
-    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
     lead = edges["edge"] == "leading"
     assert edges["frame"][lead].tolist() == [1]
     assert edges["row"][lead][0] == pytest.approx(truth["row"][0], abs=0.1)
@@ -159,7 +172,7 @@ def test_step_change_of_light_gives_one_rising_and_one_falling_edge():
     off_ms = 4 * camera.frame_period_ms + 8.0 + 200.75 * camera.line_period_ms
     flashes = Flashes(time_ms=[on_ms, off_ms], decay_ms=np.inf, rise_ms=0.0, amplitude=[40.0, -40.0])
     change, truth = ideal_change(camera, flashes)
-    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
     lead = np.flatnonzero(edges["edge"] == "leading")
     assert edges["frame"][lead].tolist() == [1, 4]
     assert edges["polarity"][lead].tolist() == [1, -1]
@@ -191,3 +204,23 @@ def test_long_videos_fit_their_edges_in_batches_with_the_same_results(monkeypatc
     np.testing.assert_allclose(batched.params, whole.params, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(batched.edge_sd, whole.edge_sd, rtol=1e-9, atol=1e-12)
     assert np.sqrt(np.mean((whole.params[:, 2] - edge) ** 2)) < 0.2  # and the fits find the edges
+
+
+def test_a_codec_floor_widens_slow_weak_rises_most():
+    """The sd a codec adds to an edge is ``change_sd_floor`` times its rise's rows over its height: a slow rise's most."""
+    camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=8.0)
+    frame_ms = [camera.frame_period_ms * k + 8.0 for k in (3, 9)]
+    decay_ms = np.array([0.05, 1.5])  # far shorter than a row, and ~20 rows
+    flashes = Flashes(time_ms=[t + 120.3 * camera.line_period_ms for t in frame_ms], decay_ms=decay_ms, rise_ms=0.0, amplitude=30.0)
+    change, truth = ideal_change(camera, flashes)
+    plain, coded = (
+        detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=floor))
+        for floor in (0.0, 0.04)
+    )
+    lead = plain["edge"] == "leading"
+    assert plain["frame"][lead].tolist() == coded["frame"][coded["edge"] == "leading"].tolist() == truth["frame"].tolist()
+    np.testing.assert_array_equal(plain["row"], coded["row"])  # the floor widens, it does not move
+    added = np.sqrt(coded["row_sd"][lead] ** 2 - plain["row_sd"][lead] ** 2)
+    decay_rows = decay_ms / camera.line_period_ms
+    np.testing.assert_allclose(added[1], 0.04 * decay_rows[1] / plain["amplitude"][lead][1], rtol=0.1)
+    assert added[0] < 0.1 < 1.0 < added[1]

@@ -130,7 +130,19 @@ def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, i
     return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
-def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, floor_rows: float):
+def codec_rows(params: np.ndarray, change_sd: float) -> np.ndarray:
+    """Rows ``(n,)`` by which an error of ``change_sd`` (relative change) in the rows of a rise moves its edge.
+
+    A rise of height G over ``sqrt(ρ² + 2πσ²)`` rows (decay ρ, blur σ of :func:`~flashsync_bayes.detection.edge_model.edge_model`;
+    the inverse of its steepest slope per unit height in either limit) is that many rows late per G of change
+    missing: a lossy codec's quantizer drops small changes, so the foot of a slow or weak rise is
+    lost and the whole ramp sits lower, which moves its edge ``change_sd * rows / G``.
+    """
+    decay, blur, gain = np.exp(params[:, 3]), np.exp(params[:, 4]), np.abs(params[:, 1])
+    return change_sd * np.sqrt(decay**2 + 2 * np.pi * blur**2) / np.maximum(gain, 1e-12)
+
+
+def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, settings: DetectorSettings):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
 
     The codec and optics blur rows the same way in every frame of a video, while a single edge
@@ -138,7 +150,8 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     its params of an earlier fit); with three or more edges in ``pool`` (a mask) whose free fits
     place them within :data:`POOL_MAX_SD` rows, the final fit fixes the blur at the median of
     those (starting from the free fit), and the spread of the edge over the
-    :data:`BLUR_QUANTILES` range of their blurs joins its sd. ``floor_rows`` is added in quadrature.
+    :data:`BLUR_QUANTILES` range of their blurs joins its sd, and so do the settings' floors for what a
+    codec does (``row_sd_floor`` rows and :func:`codec_rows` of ``change_sd_floor``).
     """
     n = windows.shape[0]
     free = _fit(windows, weights, start=start, iterations=WARM_ITERATIONS)
@@ -150,8 +163,9 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
         fits = [_fit(windows, weights, np.full(n, blur), free.params, WARM_ITERATIONS) for blur in (low, mid, high)]
         fit = fits[1]
         spread = np.std([f.params[:, 2] for f in fits], axis=0)
-    edge_sd = np.sqrt(fit.edge_sd**2 + spread**2 + floor_rows**2)
-    trailing_sd = np.sqrt(fit.trailing_sd**2 + spread**2 + floor_rows**2)
+    floor = settings.row_sd_floor**2 + codec_rows(fit.params, settings.change_sd_floor) ** 2
+    edge_sd = np.sqrt(fit.edge_sd**2 + spread**2 + floor)
+    trailing_sd = np.sqrt(fit.trailing_sd**2 + spread**2 + floor)
     return fit.params, edge_sd, fit.trailing, trailing_sd
 
 
@@ -174,7 +188,7 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     shift, start = _centred(candidates)
     anchors = candidates.anchor + shift
     windows, weights = _fit_windows(candidates, shift)
-    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~at_top, settings.row_sd_floor)
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~at_top, settings)
     row = anchors + params[:, 2]
     below = n_rows - row  # rows of the band in view: a few at the bottom could be anything
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (below >= 2 * STEP_HALF_WIDTHS[0])

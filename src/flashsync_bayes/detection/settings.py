@@ -35,7 +35,12 @@ class DetectorSettings:
         max_row_sd: edges whose fitted position is less certain than this (rows) are dropped.
         row_sd_floor: rows added in quadrature to every edge's sd for what a fit cannot see:
             lossy codecs shift edges by a fraction of a row (x264 CRF 23: about 0.3 rows RMS, simulations/detection_accuracy.py)
-            with residuals that still look clean. Use 0 for raw or lossless video.
+            with residuals that still look clean.
+        change_sd_floor: relative change by which a lossy codec misplaces the rows of a flash's rise (x264 CRF 23:
+            about 0.02, simulations/README.md); it moves the edge of a slow or weak rise the most
+            (:func:`~flashsync_bayes.detection.edges.codec_rows`), which joins the edge's sd.
+            Both floors may be 0 for raw or lossless video under steady light; keep them under lamps
+            (flicker bands the camera's frame rate freezes bend a band's rise: 0.3 rows RMS without a codec).
     """
 
     n_blocks: int = 16
@@ -50,6 +55,7 @@ class DetectorSettings:
     quiet_fraction: float = 0.25
     max_row_sd: float = 3.0
     row_sd_floor: float = 0.3
+    change_sd_floor: float = 0.02
 
     def cache_key(self) -> dict:
         """What a video's cached detection result depends on besides the video: every setting and :data:`EVENTS_FORMAT`."""
