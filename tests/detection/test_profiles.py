@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from flashsync_bayes import detection
 from flashsync_bayes.detection import edge_model, profiles
+from flashsync_bayes.detection.candidates import edge_candidates
 from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges, stored_frame_times_ms
 
 PROFILE_ROWS = 360  # one stored-row count for all examples: JAX compiles once
@@ -224,3 +225,32 @@ def test_a_codec_floor_widens_slow_weak_rises_most():
     decay_rows = decay_ms / camera.line_period_ms
     np.testing.assert_allclose(added[1], 0.04 * decay_rows[1] / plain["amplitude"][lead][1], rtol=0.1)
     assert added[0] < 0.1 < 1.0 < added[1]
+
+
+def _evidence_of(frames: np.ndarray) -> detection.Evidence:
+    """Evidence of uint8 frames ``(n, rows, width)`` under steady light (no ambient change), with their blocks."""
+    frames = jnp.asarray(frames)
+    rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
+    relative = [np.expm1(np.asarray(profile)) for profile in rows[:3]]
+    flicker = np.zeros_like(relative[0])
+    return detection.Evidence(relative[1], relative[2], np.zeros(relative[0].shape[0]), np.asarray(rows.blocks), flicker)
+
+
+def test_steps_that_too_few_blocks_make_are_no_flash():
+    """A dark object entering three blocks beside a fourth that was darker already steps the 4th-smallest
+    block change as a flash would; only a band that four or more blocks step in themselves is a candidate."""
+    rng = np.random.default_rng(4)
+    scene = rng.uniform(60.0, 180.0, size=(64, 256))
+    frames = np.repeat(scene[None], 12, axis=0)
+    shaded = frames.copy()
+    shaded[6, 30:, 48:96] *= 0.6  # blocks 3-5 darken from row 30 down
+    shaded[6:, :, 144:160] *= 0.85  # block 9 darker in every row, from frame 6 on
+    lit = frames.copy()
+    lit[6, 30:, 32:144] *= 1.3  # a flash lighting blocks 2-8 from row 30 down
+    settings = detection.DetectorSettings()
+    for frames, polarity, expected in [(shaded, -1, 0.0), (lit, 1, 1.0)]:
+        evidence = _evidence_of(np.round(frames).astype(np.uint8))
+        step = np.abs(np.diff(evidence.profile(polarity)[5, 26:34]))
+        assert step.max() > 0.1  # the 4th-ranked block change steps either way
+        assert evidence.step_support(5, 30, polarity, settings.rank, 4) == pytest.approx(expected, abs=0.05)
+        assert edge_candidates(evidence, settings)[0].tolist() == ([5] if expected else [])

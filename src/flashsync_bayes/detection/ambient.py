@@ -32,6 +32,7 @@ step per frame) is a ruler for the time per row.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -293,6 +294,12 @@ def _sinusoids(coefficients, cycles_per_row, rows: int):
     phase = 2 * jnp.pi * cycles_per_row * jnp.arange(rows, dtype=jnp.float32)
     basis = jnp.stack([jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase)], axis=0)
     return coefficients.astype(jnp.float32) @ basis
+
+
+@partial(jax.jit, static_argnames=("rows",))
+def flicker_rows(change_coefficients, cycles_per_row, rows: int):
+    """The predicted flicker log change ``(n, rows)`` of every row from :func:`predict_flicker`'s change coefficients."""
+    return _sinusoids(change_coefficients, cycles_per_row, rows)
 
 
 @jax.jit

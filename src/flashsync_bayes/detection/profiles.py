@@ -81,17 +81,21 @@ def median_last_axis(values):
 
 
 class RowProfiles(NamedTuple):
-    """Per-frame row profiles of the log brightness change since the previous frame, each ``(n, rows)``.
+    """Per-frame row profiles of the log brightness change since the previous frame, ``(n, rows)`` but for ``blocks``.
 
     Attributes:
         median: median over the column blocks.
         upper: the ``rank``-th largest block change: a rise that this many blocks show.
         lower: the ``rank``-th smallest block change: a fall that this many blocks show.
+        blocks: ``(n, rows, blocks)`` float16, each column block's change (saturated blocks as the
+            median): where a step is, whether enough blocks make it themselves
+            (:meth:`~flashsync_bayes.detection.evidence.Evidence.step_support`).
     """
 
     median: jax.Array
     upper: jax.Array
     lower: jax.Array
+    blocks: jax.Array
 
 
 class LumaLevels(NamedTuple):
@@ -154,8 +158,10 @@ def row_profiles(changes, saturated, rank: int) -> RowProfiles:
     statistics they count as the median of all blocks, i.e. as no evidence either way.
     """
     median = _middle(sorted_last_axis(changes))
-    columns = sorted_last_axis(jnp.where(saturated, median[..., None], changes))
-    return RowProfiles(median, columns[len(columns) - rank], columns[rank - 1])
+    evidence = jnp.where(saturated, median[..., None], changes)
+    columns = sorted_last_axis(evidence)
+    upper, lower = columns[len(columns) - rank], columns[rank - 1]
+    return RowProfiles(median, upper, lower, evidence.astype(jnp.float16))
 
 
 class BlockState(NamedTuple):
