@@ -127,10 +127,11 @@ def test_flashes_under_indoor_light_are_found_without_false_events():
         errors.extend(case_errors)
     errors = np.array(errors)
     assert visible >= 50
-    # the targets but one false event, which this set still shows; 48 other cases (seed 7):
+    # the targets; measured 58/58 found, no false event (one before candidates had to step
+    # in enough blocks themselves), RMS 0.47 rows, bias +0.31, max 1.24; 48 other cases (seed 7):
     # 215/215 found, no false event, RMS 0.43 rows, bias +0.25 rows (a partial flash's foot: the
     # rank statistic lifts its faint rows late)
     assert found / visible >= 0.98
-    assert false <= 1
+    assert false == 0
     assert np.sqrt(np.mean(errors**2)) <= 0.5
     assert np.max(np.abs(errors)) <= 2.0
