@@ -53,9 +53,12 @@ class Evidence(NamedTuple):
             return 1.0
         rows = slice(row - half_width, row + half_width)
         near = polarity * (self.blocks[frame, rows].astype(np.float64) - self.flicker[frame, rows, None])
-        ranked = np.sort(near, axis=1)[:, -rank]
-        step = ranked[half_width:].mean() - ranked[:half_width].mean()
-        own = np.sort(near[half_width:].mean(axis=0) - near[:half_width].mean(axis=0))[-rank]
+
+        def box_step(values):
+            return values[half_width:].mean(axis=0) - values[:half_width].mean(axis=0)
+
+        step = box_step(np.sort(near, axis=1)[:, -rank])
+        own = np.sort(box_step(near))[-rank]
         return float(np.clip(own / step, 0.0, 1.0)) if step > 0 else 1.0
 
 
