@@ -145,7 +145,7 @@ def events_dataset(cameras, segments):
     info = {name: [] for name in ("path", "width", "height", "frame_period_ms", "n_frames", "rotation_deg")}
     columns = {name: [] for name in ("frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")}
     event_camera = []
-    detector = detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0)
+    detector = detection.DetectorSettings.lossless()
     for label, camera, parts in zip(labels, cameras, segments):
         for frames, change in parts:
             edges = detection.find_edges(change, detector)

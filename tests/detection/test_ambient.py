@@ -117,7 +117,7 @@ def test_flashes_under_indoor_light_are_found_without_false_events():
     n_frames = 320
     visible = found = false = 0
     errors = []
-    settings = detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0)  # no codec
+    settings = detection.DetectorSettings.lossless()  # no codec
     for k in range(12):
         camera, flashes, scene = indoor_case(rng, n_frames, 7)
         rows, pts = rendered_profiles(camera, flashes, scene, n_frames, seed=k)

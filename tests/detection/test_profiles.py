@@ -129,7 +129,7 @@ def test_sub_row_edge_error_is_bounded_and_reported_honestly(
     assert truth["status"][0] == "stored" and truth["frame"][0] == 12
     rng = np.random.default_rng(seed)
     observed = change + rng.normal(0.0, noise, change.shape)
-    edges = detection.find_edges(observed.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
+    edges = detection.find_edges(observed.astype(np.float32), detection.DetectorSettings.lossless())
     lead = np.flatnonzero((edges["edge"] == "leading") & (edges["frame"] == 12))
     assert lead.size == 1, edges
     error = edges["row"][lead[0]] - truth["row"][0]
@@ -161,7 +161,7 @@ def test_band_wrapping_into_the_next_frame_is_one_edge_at_the_bottom():
     flashes = Flashes(time_ms=[flash_ms], decay_ms=[1.5], rise_ms=[0.0], amplitude=[60.0])
     change, truth = ideal_change(camera, flashes)
     assert change[2, :20].mean() > 0.05  # the band continues at the top of the next frame
-    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings.lossless())
     lead = edges["edge"] == "leading"
     assert edges["frame"][lead].tolist() == [1]
     assert edges["row"][lead][0] == pytest.approx(truth["row"][0], abs=0.1)
@@ -173,7 +173,7 @@ def test_step_change_of_light_gives_one_rising_and_one_falling_edge():
     off_ms = 4 * camera.frame_period_ms + 8.0 + 200.75 * camera.line_period_ms
     flashes = Flashes(time_ms=[on_ms, off_ms], decay_ms=np.inf, rise_ms=0.0, amplitude=[40.0, -40.0])
     change, truth = ideal_change(camera, flashes)
-    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=0.0))
+    edges = detection.find_edges(change.astype(np.float32), detection.DetectorSettings.lossless())
     lead = np.flatnonzero(edges["edge"] == "leading")
     assert edges["frame"][lead].tolist() == [1, 4]
     assert edges["polarity"][lead].tolist() == [1, -1]
@@ -215,7 +215,7 @@ def test_a_codec_floor_widens_slow_weak_rises_most():
     flashes = Flashes(time_ms=[t + 120.3 * camera.line_period_ms for t in frame_ms], decay_ms=decay_ms, rise_ms=0.0, amplitude=30.0)
     change, truth = ideal_change(camera, flashes)
     plain, coded = (
-        detection.find_edges(change.astype(np.float32), detection.DetectorSettings(row_sd_floor=0.0, change_sd_floor=floor))
+        detection.find_edges(change.astype(np.float32), detection.DetectorSettings.lossless(change_sd_floor=floor))
         for floor in (0.0, 0.04)
     )
     lead = plain["edge"] == "leading"
@@ -228,12 +228,11 @@ def test_a_codec_floor_widens_slow_weak_rises_most():
 
 
 def _evidence_of(frames: np.ndarray) -> detection.Evidence:
-    """Evidence of uint8 frames ``(n, rows, width)`` under steady light (no ambient change), with their blocks."""
+    """Evidence of uint8 frames ``(n, rows, width)`` under steady light (no ambient model), with their blocks."""
     frames = jnp.asarray(frames)
     rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
-    relative = [np.expm1(np.asarray(profile)) for profile in rows[:3]]
-    flicker = np.zeros_like(relative[0])
-    return detection.Evidence(relative[1], relative[2], np.zeros(relative[0].shape[0]), np.asarray(rows.blocks), flicker)
+    evidence, _ = detection.flash_evidence(rows, np.arange(frames.shape[0] - 1), detection.DetectorSettings(ambient=False))
+    return evidence
 
 
 def test_steps_that_too_few_blocks_make_are_no_flash():

@@ -289,31 +289,28 @@ def fit_flicker(
     return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude), change, level
 
 
-def _sinusoids(coefficients, cycles_per_row, rows: int):
-    """``a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ`` over ``rows`` rows, ``(n, rows)``."""
+@partial(jax.jit, static_argnames=("rows",))
+def flicker_rows(coefficients, cycles_per_row, rows: int):
+    """``a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ`` over ``rows`` rows, ``(n, rows)``, ``φ = 2π ν r``.
+
+    With :func:`predict_flicker`'s change coefficients ``(n, 4)``: every row's predicted flicker log
+    change; with its level coefficients: every row's log flicker level.
+    """
     phase = 2 * jnp.pi * cycles_per_row * jnp.arange(rows, dtype=jnp.float32)
     basis = jnp.stack([jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase)], axis=0)
     return coefficients.astype(jnp.float32) @ basis
 
 
-@partial(jax.jit, static_argnames=("rows",))
-def flicker_rows(change_coefficients, cycles_per_row, rows: int):
-    """The predicted flicker log change ``(n, rows)`` of every row from :func:`predict_flicker`'s change coefficients."""
-    return _sinusoids(change_coefficients, cycles_per_row, rows)
-
-
 @jax.jit
-def flash_profiles(log_change, change_coefficients, level_coefficients, cycles_per_row):
+def flash_profiles(log_change, flicker_change, flicker_level):
     """Relative change ``(n, rows)`` of a profile ``(n, rows)`` once the predicted flicker change is divided out.
 
     ``exp(l - flicker change) - 1`` is the light a flash added relative to the ambient light of
     the row; times the row's flicker level ``exp(w_k)`` it is relative to the lamps' mean, as the
     edge model expects (flicker would otherwise modulate a flash band's height along the rows).
+    ``flicker_change`` and ``flicker_level`` are :func:`flicker_rows` of the change and level coefficients.
     """
-    rows = log_change.shape[1]
-    flicker = _sinusoids(change_coefficients, cycles_per_row, rows)
-    level = _sinusoids(level_coefficients, cycles_per_row, rows)
-    return jnp.expm1(log_change - flicker) * jnp.exp(level)
+    return jnp.expm1(log_change - flicker_change) * jnp.exp(flicker_level)
 
 
 def _shorth_midpoint(values):

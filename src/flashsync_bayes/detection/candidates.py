@@ -104,7 +104,7 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
 
     Steps are scored and found on profiles smoothed by a running median over rows (thin lines,
     such as a moving object's edge, drop out), and kept where at least :data:`MIN_SUPPORT` of the
-    sharp step is the blocks' own. Frames whose strongest box step exceeds the
+    step (at the box half-width that found it) is the blocks' own. Frames whose strongest box step exceeds the
     thresholds are searched at the box half-widths in turn (sharp first); ``at_top`` marks candidates without quiet rows above them (see
     :func:`leading_edge_anchor`).
 

@@ -74,11 +74,8 @@ def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSetti
         flicker, change, level = ambient.NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
     else:
         flicker, change, level = ambient.fit_flicker(rows.median, ticks, cycles_per_row)
-    cycles = jnp.float32(flicker.cycles_per_row)
-    relative = [
-        np.asarray(ambient.flash_profiles(jnp.asarray(profile), jnp.asarray(change), jnp.asarray(level), cycles))
-        for profile in rows[:3]
-    ]
+    cycles, n_rows = jnp.float32(flicker.cycles_per_row), rows.median.shape[1]
+    flicker_change, flicker_level = (ambient.flicker_rows(jnp.asarray(c), cycles, n_rows) for c in (change, level))
+    relative = [np.asarray(ambient.flash_profiles(jnp.asarray(profile), flicker_change, flicker_level)) for profile in rows[:3]]
     gain = np.asarray(ambient.frame_gain(jnp.asarray(relative[0]))) if n else np.zeros(0, np.float32)
-    flicker_change = np.asarray(ambient.flicker_rows(jnp.asarray(change), cycles, rows.median.shape[1]))
-    return Evidence(relative[1], relative[2], gain, np.asarray(rows.blocks), flicker_change), flicker
+    return Evidence(relative[1], relative[2], gain, np.asarray(rows.blocks), np.asarray(flicker_change)), flicker

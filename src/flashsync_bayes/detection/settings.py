@@ -39,7 +39,7 @@ class DetectorSettings:
         change_sd_floor: relative change by which a lossy codec misplaces the rows of a flash's rise (x264 CRF 23:
             about 0.02, simulations/README.md); it moves the edge of a slow or weak rise the most
             (:func:`~flashsync_bayes.detection.edges.codec_rows`), which joins the edge's sd.
-            Both floors may be 0 for raw or lossless video under steady light; keep them under lamps
+            Both floors may be 0 for raw or lossless video under steady light (:meth:`lossless`); keep them under lamps
             (flicker bands the camera's frame rate freezes bend a band's rise: 0.3 rows RMS without a codec).
     """
 
@@ -56,6 +56,11 @@ class DetectorSettings:
     max_row_sd: float = 3.0
     row_sd_floor: float = 0.3
     change_sd_floor: float = 0.02
+
+    @classmethod
+    def lossless(cls, **settings) -> DetectorSettings:
+        """Settings for raw or lossless video under steady light: no codec floors (``settings`` as the constructor's)."""
+        return cls(**{"row_sd_floor": 0.0, "change_sd_floor": 0.0, **settings})
 
     def cache_key(self) -> dict:
         """What a video's cached detection result depends on besides the video: every setting and :data:`EVENTS_FORMAT`."""
