@@ -253,3 +253,36 @@ def test_steps_that_too_few_blocks_make_are_no_flash():
         assert step.max() > 0.1  # the 4th-ranked block change steps either way
         assert evidence.step_support(5, 30, polarity, settings.rank, 4) == pytest.approx(expected, abs=0.05)
         assert edge_candidates(evidence, settings)[0].tolist() == ([5] if expected else [])
+
+
+def _with_dark_object(scene: np.ndarray, tops: list[int], columns: slice, height: int) -> np.ndarray:
+    """Frames of ``scene`` with a dark object (40 % of the light) ``height`` rows high in ``columns``, its top at ``tops[k]``."""
+    frames = np.repeat(scene[None], len(tops), axis=0)
+    for frame, top in zip(frames, tops):
+        frame[top : top + height, columns] *= 0.4
+    return frames
+
+
+def test_a_moving_object_after_a_dropped_frame_is_no_flash():
+    """A dark object moving down six blocks 4 rows a frame reveals a band as wide as a flash's where a frame
+    was dropped (an 8-row jump); its blocks stepped alike in the frames before, so it is a moving edge and
+    no event. A flash lighting every block once the object rests is one."""
+    rng = np.random.default_rng(5)
+    scene = rng.uniform(60.0, 180.0, size=(96, 256))
+    tops = [2] * 30 + [6, 10, 14, 18, 26, 30, 34] + [34] * 8
+    frames = _with_dark_object(scene, tops, slice(48, 144), 20)
+    frames[40, 60:] *= 1.3  # a flash lighting all columns from row 60 down
+    evidence = _evidence_of(np.round(frames).astype(np.uint8))
+    settings = detection.DetectorSettings()
+    jump, flash = 33, 39  # evidence frame k is the change into frame k + 1
+    assert np.median(evidence.rising[jump, 19:26]) > 0.5  # the revealed band: a step a flash could make
+    assert evidence.step_support(jump, 18, 1, settings.rank, 4) > 0.95  # in blocks that make it themselves
+    step, before = evidence.track_steps(jump, 18, 1, settings.rank, 4, jump - 1, 5)
+    assert before > 0.9 * step  # ... and made alike a frame before
+    step, before = evidence.track_steps(flash, 60, 1, settings.rank, 4, flash - 1, 5)
+    assert step > 0.2 and before < 0.01
+    frames_found, anchors, polarity, _, moving = edge_candidates(evidence, settings)
+    assert jump in frames_found[moving].tolist()  # found, and known to be a moving edge
+    assert frames_found[~moving].tolist() == [flash] and polarity[~moving].tolist() == [1]
+    assert abs(anchors[~moving][0] - 60) <= 2
+    assert detection.find_edges(evidence, settings)["frame"].tolist() == [flash]  # the only event

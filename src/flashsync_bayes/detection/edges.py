@@ -38,6 +38,7 @@ class Candidates(NamedTuple):
         anchor: ``(n,)`` int64 row near its edge.
         polarity: ``(n,)`` int64 +1 for a rise, -1 for a fall.
         at_top: ``(n,)`` bool, no quiet rows above it (see :func:`~flashsync_bayes.detection.candidates.edge_candidates`).
+        moving: ``(n,)`` bool, a moving edge: fitted (its blur votes) but never an event.
         gain: ``(n,)`` its frame's ambient change of the whole picture (relative).
         rows: ``(n, KEPT_OFFSETS.size)`` float64 evidence at the anchor's :data:`KEPT_OFFSETS`, sign-flipped
             to rise (0 outside the frame).
@@ -49,6 +50,7 @@ class Candidates(NamedTuple):
     anchor: np.ndarray
     polarity: np.ndarray
     at_top: np.ndarray
+    moving: np.ndarray
     gain: np.ndarray
     rows: np.ndarray
     inside: np.ndarray
@@ -64,7 +66,7 @@ class Candidates(NamedTuple):
     def none(cls, n_rows: int) -> Candidates:
         """No candidates in frames ``n_rows`` rows high."""
         no_rows = np.zeros((0, KEPT_OFFSETS.size))
-        return cls(*(np.zeros(0, np.int64),) * 3, np.zeros(0, bool), np.zeros(0), no_rows, no_rows, n_rows)
+        return cls(*(np.zeros(0, np.int64),) * 3, np.zeros(0, bool), np.zeros(0, bool), np.zeros(0), no_rows, no_rows, n_rows)
 
     @classmethod
     def joined(cls, parts: list[Candidates], n_rows: int) -> Candidates:
@@ -79,14 +81,14 @@ def candidate_rows(evidence: Evidence, settings: DetectorSettings) -> Candidates
     n_frames, n_rows = evidence.rising.shape
     if n_frames < 2:
         return Candidates.none(n_rows)
-    frames, anchors, polarity, at_top = edge_candidates(evidence, settings)
+    frames, anchors, polarity, at_top, moving = edge_candidates(evidence, settings)
     rows = anchors[:, None] + KEPT_OFFSETS[None, :]
     inside = (rows >= 0) & (rows < n_rows)
     index = (frames[:, None], np.clip(rows, 0, n_rows - 1))
     values = np.where(polarity[:, None] > 0, evidence.rising[index], -evidence.falling[index])
     values = np.where(inside, values, 0.0).astype(np.float64)
     gain = np.asarray(evidence.gain, dtype=np.float64)[frames]
-    return Candidates(frames, anchors, polarity, at_top, gain, values, inside.astype(np.float64), n_rows)
+    return Candidates(frames, anchors, polarity, at_top, moving, gain, values, inside.astype(np.float64), n_rows)
 
 
 def _fit_windows(candidates: Candidates, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +194,7 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     row = anchors + params[:, 2]
     below = n_rows - row  # rows of the band in view: a few at the bottom could be anything
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (below >= 2 * STEP_HALF_WIDTHS[0])
-    good &= params[:, 1] > 0
+    good &= (params[:, 1] > 0) & ~candidates.moving
     quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     lead = {

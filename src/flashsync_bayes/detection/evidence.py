@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashsync_bayes.detection import ambient
-from flashsync_bayes.detection.profiles import RowProfiles
+from flashsync_bayes.detection.profiles import STEP_HALF_WIDTHS, RowProfiles, box_step
 from flashsync_bayes.detection.settings import DetectorSettings
 
 
@@ -39,6 +39,17 @@ class Evidence(NamedTuple):
         """The profiles in which edges of ``polarity`` (+1 rising, -1 falling) are sought."""
         return self.rising if polarity > 0 else self.falling
 
+    def _blocks_near(self, frame: int, first: int, end: int, polarity: int) -> np.ndarray:
+        """``polarity`` times each block's change in rows ``[first, end)`` of ``frame``, flicker taken off, ``(rows, blocks)``."""
+        rows = slice(first, end)
+        return polarity * (self.blocks[frame, rows].astype(np.float64) - self.flicker[frame, rows, None])
+
+    def _own_steps(self, frame: int, row: int, polarity: int, half_width: int) -> np.ndarray | None:
+        """Each block's own box step ``(blocks,)`` of ``polarity`` at ``row`` of ``frame``; None where it cannot be told."""
+        if self.blocks is None or row < half_width or row + half_width > self.blocks.shape[1]:
+            return None
+        return row_box_steps(self._blocks_near(frame, row - half_width, row + half_width, polarity), half_width)[0]
+
     def step_support(self, frame: int, row: int, polarity: int, rank: int, half_width: int) -> float:
         """Share in [0, 1] of the step of ``polarity`` at ``row`` of ``frame`` that ``rank`` blocks make themselves.
 
@@ -49,17 +60,51 @@ class Evidence(NamedTuple):
         makes a step of the rank statistic that the blocks do not (far below 1). 1 where it cannot be
         told: no blocks known, too near the frame's top or bottom, or no such step.
         """
-        if self.blocks is None or row < half_width or row + half_width > self.blocks.shape[1]:
+        own = self._own_steps(frame, row, polarity, half_width)
+        if own is None:
             return 1.0
-        rows = slice(row - half_width, row + half_width)
-        near = polarity * (self.blocks[frame, rows].astype(np.float64) - self.flicker[frame, rows, None])
+        near = self._blocks_near(frame, row - half_width, row + half_width, polarity)
+        step = row_box_steps(np.sort(near, axis=1)[:, [-rank]], half_width)[0, 0]
+        return float(np.clip(np.sort(own)[-rank] / step, 0.0, 1.0)) if step > 0 else 1.0
 
-        def box_step(values):
-            return values[half_width:].mean(axis=0) - values[:half_width].mean(axis=0)
+    def track_steps(self, frame: int, row: int, polarity: int, rank: int, half_width: int, earlier: int, reach: int):
+        """``(step, earlier_step)``: the ``rank``-th largest block step of ``polarity`` at ``row`` of ``frame`` (box steps of
+        ``half_width`` rows), and the largest, over the rows within ``reach`` of ``row`` in frame ``earlier``, of the median
+        sharp band step of the blocks stepping at least half that (an edge steps its blocks in one row; noise does not).
 
-        step = box_step(np.sort(near, axis=1)[:, -rank])
-        own = np.sort(box_step(near))[-rank]
-        return float(np.clip(own / step, 0.0, 1.0)) if step > 0 else 1.0
+        A sharp band step at a row is the smaller of the box step there and the mean change of the
+        rows from there on, both over the sharpest box half-width (``STEP_HALF_WIDTHS[0]`` rows, what a moving edge
+        makes): a step up to a band of change of ``polarity``, not the end of a band of the other one (a
+        flash's return ends that way), and as high for a band a few rows wide as for a wide one. Flicker
+        is taken off, and a change of the whole picture (auto-exposure) makes no step. A moving object's
+        edge steps its blocks in the frames before too, a little higher or lower; the frames before a
+        flash do not. ``(0, 0)`` where it cannot be told (no blocks, too near the top or bottom, fewer
+        than ``rank`` blocks stepping).
+        """
+        own = self._own_steps(frame, row, polarity, half_width)
+        if own is None or not 0 <= earlier < self.blocks.shape[0]:
+            return 0.0, 0.0
+        step = float(np.sort(own)[-rank])
+        lit = own >= 0.5 * step
+        if step <= 0 or lit.sum() < rank:
+            return 0.0, 0.0
+        sharp = STEP_HALF_WIDTHS[0]
+        first, end = max(row - reach - sharp, 0), min(row + reach + sharp, self.blocks.shape[1])
+        near = self._blocks_near(earlier, first, end, polarity)
+        if near.shape[0] < 2 * sharp:
+            return step, 0.0
+        below = np.lib.stride_tricks.sliding_window_view(near, sharp, axis=0).mean(axis=-1)[sharp:]
+        band_steps = np.minimum(row_box_steps(near, sharp), below)
+        return step, float(np.median(band_steps[:, lit], axis=1).max())
+
+
+def row_box_steps(values: np.ndarray, half_width: int) -> np.ndarray:
+    """:func:`~flashsync_bayes.detection.profiles.box_step` down the rows of ``values`` ``(rows, k)``, at the rows
+    where it is defined (``half_width .. rows - half_width``): ``(rows - 2 half_width + 1, k)``, empty where too few rows."""
+    if values.shape[0] < 2 * half_width:
+        return np.zeros((0, values.shape[1]))
+    steps = np.asarray(box_step(jnp.asarray(values.T), half_width)).T
+    return steps[half_width : values.shape[0] - half_width + 1]
 
 
 def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSettings, cycles_per_row: float | None = None):
