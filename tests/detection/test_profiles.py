@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flashsync_bayes import detection
 from flashsync_bayes.detection import edge_model, profiles
-from flashsync_bayes.detection.candidates import edge_candidates
+from flashsync_bayes.detection.candidates import edge_candidates, returning
 from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges, stored_frame_times_ms
 
 PROFILE_ROWS = 360  # one stored-row count for all examples: JAX compiles once
@@ -281,8 +281,25 @@ def test_a_moving_object_after_a_dropped_frame_is_no_flash():
     assert before > 0.9 * step  # ... and made alike a frame before
     step, before = evidence.track_steps(flash, 60, 1, settings.rank, 4, flash - 1, 5)
     assert step > 0.2 and before < 0.01
-    frames_found, anchors, polarity, _, moving = edge_candidates(evidence, settings)
-    assert jump in frames_found[moving].tolist()  # found, and known to be a moving edge
-    assert frames_found[~moving].tolist() == [flash] and polarity[~moving].tolist() == [1]
-    assert abs(anchors[~moving][0] - 60) <= 2
+    frames_found, anchors, polarity, _, repeats = edge_candidates(evidence, settings)
+    assert jump in frames_found[repeats].tolist()  # found, and known to be a moving edge
+    assert frames_found[~repeats].tolist() == [flash] and polarity[~repeats].tolist() == [1]
+    assert abs(anchors[~repeats][0] - 60) <= 2
     assert detection.find_edges(evidence, settings)["frame"].tolist() == [flash]  # the only event
+
+
+def test_a_pulse_s_return_is_known_without_the_pulse():
+    """The frame after a flash falls where the flash rose, in the same blocks: its return, even where the flash made
+    no candidate; a light switched off has no rise before its fall."""
+    rng = np.random.default_rng(6)
+    scene = rng.uniform(60.0, 180.0, size=(96, 256))
+    frames = np.repeat(scene[None], 40, axis=0)
+    frames[10, 40:70, 32:224] *= 1.3  # a flash's band in frame 10 (12 of 16 blocks)
+    frames[30:, 50:] *= 0.7  # a light switched off in frame 30
+    evidence = _evidence_of(np.round(frames).astype(np.uint8))
+    rank, threshold = detection.DetectorSettings().rank, 0.01
+    assert returning(evidence, 10, 40, -1, rank, 4, threshold)  # evidence frame k: the change into frame k + 1
+    assert not returning(evidence, 29, 50, -1, rank, 4, threshold)
+    assert not returning(evidence, 9, 40, 1, rank, 4, threshold)  # the flash itself
+    frames_found, _, polarity, _, repeats = edge_candidates(evidence, detection.DetectorSettings())
+    assert list(zip(frames_found[~repeats].tolist(), polarity[~repeats].tolist())) == [(9, 1), (29, -1)]

@@ -35,7 +35,8 @@ TRACK_ROWS = 0.05
 #: had changed before steps the rank profile with too few blocks stepping (0.06-0.65, each a false event before).
 MIN_SUPPORT = 0.8
 #: A candidate whose blocks stepped alike (at least the frame's threshold and this share of its step) within
-#: ``TRACK_ROWS`` of its rows in one of the ``TRACK_FRAMES`` frames before it is a moving edge (see :func:`moving`).
+#: ``TRACK_ROWS`` of its rows in one of the ``TRACK_FRAMES`` frames before it is a moving edge (see :func:`moving`),
+#: one whose blocks stepped the other way in the frame before a pulse's return (:func:`returning`).
 TRACK_SHARE = 0.5
 
 
@@ -84,26 +85,51 @@ def supported(evidence: Evidence, frame: int, anchor: int, polarity: int, rank: 
     return evidence.step_support(frame, max(anchor, -anchor - 1), polarity, rank, half_width) >= MIN_SUPPORT
 
 
+def _repeated(
+    evidence: Evidence,
+    frame: int,
+    anchor: int,
+    polarity: int,
+    rank: int,
+    half_width: int,
+    threshold: float,
+    earlier: int,
+    earlier_polarity: int,
+) -> bool:
+    """Whether frame ``earlier`` made a step of ``earlier_polarity`` near ``anchor`` of ``frame`` in the blocks stepping there:
+    at least the sharp steps' ``threshold`` (relative, compared as a log change as the blocks' are) and
+    :data:`TRACK_SHARE` of the candidate's step (:meth:`~flashsync_bayes.detection.evidence.Evidence.track_steps`),
+    within ``TRACK_ROWS`` of the rows."""
+    reach = int(np.ceil(TRACK_ROWS * evidence.rising.shape[1]))
+    row = max(anchor, -anchor - 1)
+    step, before = evidence.track_steps(frame, row, polarity, rank, half_width, earlier, reach, earlier_polarity)
+    return step > 0 and before >= max(np.log1p(threshold), TRACK_SHARE * step)
+
+
 def moving(evidence: Evidence, frame: int, anchor: int, polarity: int, rank: int, half_width: int, threshold: float) -> bool:
-    """Whether the blocks stepping at ``anchor`` of ``frame`` stepped alike near it in one of the frames before.
+    """Whether the blocks stepping at ``anchor`` of ``frame`` stepped alike near it in one of the :data:`TRACK_FRAMES` frames before.
 
     An object moving up or down the picture steps the same blocks in frame after frame, a few rows
     on each time; most frames' steps of it are thin lines that make no candidate, but a frame that
     follows a dropped one (or a faster move) shows a band as wide as a flash's. The frames before a
-    flash show no step there: a step there of at least ``threshold`` and :data:`TRACK_SHARE` of
-    the candidate's in one of the :data:`TRACK_FRAMES` frames before, within ``TRACK_ROWS`` of the
-    rows, marks a moving edge (``threshold``: the relative change of sharp steps, ``STEP_HALF_WIDTHS[0]``, as the
-    earlier steps are measured, here as a log change as the blocks'; :meth:`~flashsync_bayes.detection.evidence.Evidence.track_steps`).
-    The frames after a flash hold its
-    return, which may step either way.
+    flash show no such step (:func:`_repeated`; ``threshold``: that of sharp steps, ``STEP_HALF_WIDTHS[0]``,
+    as the earlier steps are measured). The frames after a flash hold its return, which may step either way.
     """
-    row = max(anchor, -anchor - 1)
-    reach = int(np.ceil(TRACK_ROWS * evidence.rising.shape[1]))
-    for earlier in range(frame - TRACK_FRAMES, frame):
-        step, before = evidence.track_steps(frame, row, polarity, rank, half_width, earlier, reach)
-        if step > 0 and before >= max(np.log1p(threshold), TRACK_SHARE * step):
-            return True
-    return False
+    return any(
+        _repeated(evidence, frame, anchor, polarity, rank, half_width, threshold, earlier, polarity)
+        for earlier in range(frame - TRACK_FRAMES, frame)
+    )
+
+
+def returning(evidence: Evidence, frame: int, anchor: int, polarity: int, rank: int, half_width: int, threshold: float) -> bool:
+    """Whether the blocks stepping at ``anchor`` of ``frame`` stepped the other way near it in the frame before: a pulse's return.
+
+    A flash lights a band in one frame and leaves it in the next, whose step of the other sign is
+    the same event. Where the flash itself made no candidate (missed, or a moving edge), its return
+    must not count as an event of its own (a light switched off has no step before it); measured
+    as :func:`moving` measures a track.
+    """
+    return _repeated(evidence, frame, anchor, polarity, rank, half_width, threshold, frame - 1, -polarity)
 
 
 def frame_gain_at_top(profile_row, gain: float, band_rows: int, tolerance: float) -> float:
@@ -125,14 +151,15 @@ def quiet(level, gain, tolerance):
 
 
 def edge_candidates(evidence: Evidence, settings: DetectorSettings):
-    """``(frames, anchors, polarity, at_top, moving)`` of leading-edge candidates, sorted by frame.
+    """``(frames, anchors, polarity, at_top, repeats)`` of leading-edge candidates, sorted by frame.
 
     Steps are scored and found on profiles smoothed by a running median over rows (thin lines,
     such as a moving object's edge, drop out), and kept where at least :data:`MIN_SUPPORT` of the
     step (at the box half-width that found it) is the blocks' own. Frames whose strongest box step exceeds the
     thresholds are searched at the box half-widths in turn (sharp first); ``at_top`` marks candidates without quiet rows above them (see
-    :func:`leading_edge_anchor`); ``moving`` those whose blocks stepped alike in the frames before
-    (:func:`moving`): a moving edge, no event, though its fit still votes on the video's blur as every candidate's does.
+    :func:`leading_edge_anchor`); ``repeats`` those whose blocks stepped alike in the frames before
+    (:func:`moving`: a moving edge) or the other way in the frame before (:func:`returning`: a pulse's return): no
+    events, though their fits still vote on the video's blur as every candidate's does.
 
     A pulse lights rows below its edge in one frame and leaves them in the next, and a light
     switched on in one frame lights the rows above its edge in the next: the next frame then shows
@@ -164,9 +191,13 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
             accepted.append((k, anchor, polarity))
     if not accepted:
         return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),) * 2
-    on_track = [moving(evidence, k, anchor, polarity, settings.rank, *steps[k, polarity]) for k, anchor, polarity in accepted]
+    repeats = [
+        moving(evidence, k, anchor, polarity, settings.rank, *steps[k, polarity])
+        or returning(evidence, k, anchor, polarity, settings.rank, *steps[k, polarity])
+        for k, anchor, polarity in accepted
+    ]
     frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted))
-    return frames, np.where(anchors < 0, -anchors - 1, anchors), polarity, anchors < 0, np.array(on_track, bool)
+    return frames, np.where(anchors < 0, -anchors - 1, anchors), polarity, anchors < 0, np.array(repeats, bool)
 
 
 def _off_tracks(found: list[tuple[int, int, int]], n_rows: int) -> list[tuple[int, int, int]]:

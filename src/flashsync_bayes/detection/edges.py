@@ -38,7 +38,8 @@ class Candidates(NamedTuple):
         anchor: ``(n,)`` int64 row near its edge.
         polarity: ``(n,)`` int64 +1 for a rise, -1 for a fall.
         at_top: ``(n,)`` bool, no quiet rows above it (see :func:`~flashsync_bayes.detection.candidates.edge_candidates`).
-        moving: ``(n,)`` bool, a moving edge: fitted (its blur votes) but never an event.
+        repeats: ``(n,)`` bool, a step that repeats one of the frames before (a moving edge, a pulse's return):
+            fitted (its blur votes) but never an event.
         gain: ``(n,)`` its frame's ambient change of the whole picture (relative).
         rows: ``(n, KEPT_OFFSETS.size)`` float64 evidence at the anchor's :data:`KEPT_OFFSETS`, sign-flipped
             to rise (0 outside the frame).
@@ -50,7 +51,7 @@ class Candidates(NamedTuple):
     anchor: np.ndarray
     polarity: np.ndarray
     at_top: np.ndarray
-    moving: np.ndarray
+    repeats: np.ndarray
     gain: np.ndarray
     rows: np.ndarray
     inside: np.ndarray
@@ -81,14 +82,14 @@ def candidate_rows(evidence: Evidence, settings: DetectorSettings) -> Candidates
     n_frames, n_rows = evidence.rising.shape
     if n_frames < 2:
         return Candidates.none(n_rows)
-    frames, anchors, polarity, at_top, moving = edge_candidates(evidence, settings)
+    frames, anchors, polarity, at_top, repeats = edge_candidates(evidence, settings)
     rows = anchors[:, None] + KEPT_OFFSETS[None, :]
     inside = (rows >= 0) & (rows < n_rows)
     index = (frames[:, None], np.clip(rows, 0, n_rows - 1))
     values = np.where(polarity[:, None] > 0, evidence.rising[index], -evidence.falling[index])
     values = np.where(inside, values, 0.0).astype(np.float64)
     gain = np.asarray(evidence.gain, dtype=np.float64)[frames]
-    return Candidates(frames, anchors, polarity, at_top, moving, gain, values, inside.astype(np.float64), n_rows)
+    return Candidates(frames, anchors, polarity, at_top, repeats, gain, values, inside.astype(np.float64), n_rows)
 
 
 def _fit_windows(candidates: Candidates, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +195,7 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     row = anchors + params[:, 2]
     below = n_rows - row  # rows of the band in view: a few at the bottom could be anything
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (below >= 2 * STEP_HALF_WIDTHS[0])
-    good &= (params[:, 1] > 0) & ~candidates.moving
+    good &= (params[:, 1] > 0) & ~candidates.repeats
     quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     lead = {

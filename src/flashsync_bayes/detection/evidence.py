@@ -11,6 +11,10 @@ from flashsync_bayes.detection import ambient
 from flashsync_bayes.detection.profiles import STEP_HALF_WIDTHS, RowProfiles, box_step
 from flashsync_bayes.detection.settings import DetectorSettings
 
+#: The earlier steps of :meth:`Evidence.track_steps` are taken where this share of the blocks steps at least as much
+#: (three quarters step): a flash that lands where a moving object's edge crosses some of its blocks is no repeat.
+TRACK_QUANTILE = 0.25
+
 
 class Evidence(NamedTuple):
     """What flash detection looks at in one video (relative changes with the ambient change divided out).
@@ -67,10 +71,13 @@ class Evidence(NamedTuple):
         step = row_box_steps(np.sort(near, axis=1)[:, [-rank]], half_width)[0, 0]
         return float(np.clip(np.sort(own)[-rank] / step, 0.0, 1.0)) if step > 0 else 1.0
 
-    def track_steps(self, frame: int, row: int, polarity: int, rank: int, half_width: int, earlier: int, reach: int):
+    def track_steps(
+        self, frame: int, row: int, polarity: int, rank: int, half_width: int, earlier: int, reach: int, earlier_polarity: int | None = None
+    ):
         """``(step, earlier_step)``: the ``rank``-th largest block step of ``polarity`` at ``row`` of ``frame`` (box steps of
-        ``half_width`` rows), and the largest, over the rows within ``reach`` of ``row`` in frame ``earlier``, of the median
-        sharp band step of the blocks stepping at least half that (an edge steps its blocks in one row; noise does not).
+        ``half_width`` rows), and the largest, over the rows within ``reach`` of ``row`` in frame ``earlier``, of the
+        :data:`TRACK_QUANTILE` quantile of the sharp band steps (of ``earlier_polarity``, default ``polarity``) of the
+        blocks stepping at least half that (an edge steps its blocks in one row; noise does not).
 
         A sharp band step at a row is the smaller of the box step there and the mean change of the
         rows from there on, both over the sharpest box half-width (``STEP_HALF_WIDTHS[0]`` rows, what a moving edge
@@ -90,12 +97,12 @@ class Evidence(NamedTuple):
             return 0.0, 0.0
         sharp = STEP_HALF_WIDTHS[0]
         first, end = max(row - reach - sharp, 0), min(row + reach + sharp, self.blocks.shape[1])
-        near = self._blocks_near(earlier, first, end, polarity)
+        near = self._blocks_near(earlier, first, end, polarity if earlier_polarity is None else earlier_polarity)
         if near.shape[0] < 2 * sharp:
             return step, 0.0
         below = np.lib.stride_tricks.sliding_window_view(near, sharp, axis=0).mean(axis=-1)[sharp:]
         band_steps = np.minimum(row_box_steps(near, sharp), below)
-        return step, float(np.median(band_steps[:, lit], axis=1).max())
+        return step, float(np.quantile(band_steps[:, lit], TRACK_QUANTILE, axis=1).max())
 
 
 def row_box_steps(values: np.ndarray, half_width: int) -> np.ndarray:
