@@ -80,9 +80,14 @@ def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, h
     return int(anchor)
 
 
+def anchor_row(anchor):
+    """Row of an anchor (int or array) as :func:`leading_edge_anchor` returns it: ``-row - 1`` marks one near the top."""
+    return np.maximum(anchor, -anchor - 1)
+
+
 def supported(evidence: Evidence, frame: int, anchor: int, polarity: int, rank: int, half_width: int) -> bool:
     """Whether ``rank`` blocks make at least :data:`MIN_SUPPORT` of the step at ``anchor`` (``-anchor - 1``: near the top) themselves."""
-    return evidence.step_support(frame, max(anchor, -anchor - 1), polarity, rank, half_width) >= MIN_SUPPORT
+    return evidence.step_support(frame, anchor_row(anchor), polarity, rank, half_width) >= MIN_SUPPORT
 
 
 def _repeated(
@@ -101,7 +106,7 @@ def _repeated(
     :data:`TRACK_SHARE` of the candidate's step (:meth:`~flashsync_bayes.detection.evidence.Evidence.track_steps`),
     within ``TRACK_ROWS`` of the rows."""
     reach = int(np.ceil(TRACK_ROWS * evidence.rising.shape[1]))
-    row = max(anchor, -anchor - 1)
+    row = anchor_row(anchor)
     step, before = evidence.track_steps(frame, row, polarity, rank, half_width, earlier, reach, earlier_polarity)
     return step > 0 and before >= max(np.log1p(threshold), TRACK_SHARE * step)
 
@@ -185,8 +190,8 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
                     break
     accepted: list[tuple[int, int, int]] = []
     for k, anchor, polarity in _off_tracks(found, evidence.rising.shape[1]):
-        row = max(anchor, -anchor - 1)
-        continues = any(f == k - 1 and p == -polarity and row >= max(a, -a - 1) - RETURN_ROWS for f, a, p in accepted)
+        row = anchor_row(anchor)
+        continues = any(f == k - 1 and p == -polarity and row >= anchor_row(a) - RETURN_ROWS for f, a, p in accepted)
         if not continues:
             accepted.append((k, anchor, polarity))
     if not accepted:
@@ -197,7 +202,7 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
         for k, anchor, polarity in accepted
     ]
     frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted))
-    return frames, np.where(anchors < 0, -anchors - 1, anchors), polarity, anchors < 0, np.array(repeats, bool)
+    return frames, anchor_row(anchors), polarity, anchors < 0, np.array(repeats, bool)
 
 
 def _off_tracks(found: list[tuple[int, int, int]], n_rows: int) -> list[tuple[int, int, int]]:
@@ -212,7 +217,7 @@ def _off_tracks(found: list[tuple[int, int, int]], n_rows: int) -> list[tuple[in
     if not found:
         return found
     frame, anchor, polarity = (np.array(column) for column in zip(*found))
-    row = np.where(anchor < 0, -anchor - 1, anchor)
+    row = anchor_row(anchor)
     near = (
         (np.abs(frame[:, None] - frame[None, :]) <= TRACK_FRAMES)
         & (frame[:, None] != frame[None, :])
