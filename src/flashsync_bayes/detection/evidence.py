@@ -110,7 +110,7 @@ def row_box_steps(values: np.ndarray, half_width: int) -> np.ndarray:
     where it is defined (``half_width .. rows - half_width``): ``(rows - 2 half_width + 1, k)``, empty where too few rows."""
     if values.shape[0] < 2 * half_width:
         return np.zeros((0, values.shape[1]))
-    steps = np.asarray(box_step(jnp.asarray(values.T), half_width)).T
+    steps = box_step(values.T, half_width, xp=np).T
     return steps[half_width : values.shape[0] - half_width + 1]
 
 

@@ -235,20 +235,22 @@ def row_noise(change):
     return robust_sd(jnp.diff(change, axis=-1)) / jnp.sqrt(2.0)
 
 
-def box_step(change, half_width: int):
+def box_step(change, half_width: int, xp=jnp):
     """Mean of ``half_width`` rows from r on minus mean of the ``half_width`` rows above r, ``(n, rows)``.
 
-    Rows within ``half_width`` of the top or bottom get 0.
+    Rows within ``half_width`` of the top or bottom get 0. ``xp`` is the array module: ``jax.numpy``
+    inside compiled kernels, ``numpy`` for the few small arrays of one candidate (JAX would dispatch
+    and compile every operation of a new shape eagerly: ~6 ms a call).
     """
     n, rows = change.shape
-    cumulative = jnp.concatenate([jnp.zeros((n, 1), change.dtype), jnp.cumsum(change, axis=-1)], axis=-1)
-    r = jnp.arange(rows)
-    lo = jnp.clip(r - half_width, 0, rows)
-    hi = jnp.clip(r + half_width, 0, rows)
+    cumulative = xp.concatenate([xp.zeros((n, 1), change.dtype), xp.cumsum(change, axis=-1)], axis=-1)
+    r = xp.arange(rows)
+    lo = xp.clip(r - half_width, 0, rows)
+    hi = xp.clip(r + half_width, 0, rows)
     below = (cumulative[:, hi] - cumulative[:, r]) / half_width
     above = (cumulative[:, r] - cumulative[:, lo]) / half_width
     inside = (r >= half_width) & (r + half_width <= rows)
-    return jnp.where(inside[None, :], below - above, 0.0)
+    return xp.where(inside[None, :], below - above, 0.0)
 
 
 @jax.jit

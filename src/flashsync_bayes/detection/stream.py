@@ -46,6 +46,10 @@ from flashsync_bayes.timing import estimate_frame_clock, tick_numbers
 #: and a candidate is judged against those up to :data:`~flashsync_bayes.detection.candidates.TRACK_FRAMES`
 #: frames away and against the frame before it (a pulse's return).
 MARGIN_FRAMES = ambient.NEIGHBOURS + candidates.TRACK_FRAMES + 1
+#: Profile chunks computed ahead while a window is detected (:func:`detect_video`): decoding goes on
+#: meanwhile (a window of 1024 720p frames takes ~0.4 s; ffmpeg decodes ~250 frames then), and
+#: the chunks are small (a 1080p frame's profiles ~50 kB).
+PREFETCH_CHUNKS = 16
 #: A video whose decoded frames end this much (ms, or this share of its length if more) before the
 #: container's duration is reported as broken off (audio a little longer than video is common).
 BROKEN_OFF_MS, BROKEN_OFF_SHARE = 1000.0, 0.05
@@ -291,8 +295,9 @@ def detect_video(
 ) -> VideoDetection:
     """:class:`VideoDetection` of one video, decoded once and detected slice by slice (memory flat in length)."""
     info = info or video.probe(path)
-    chunks = profile_chunks(path, settings, info, progress=progress)
-    found = detect_windows(windows(chunks, settings.slice_frames), settings)
+    profiled = profile_chunks(path, settings, info, progress=progress)
+    with contextlib.closing(video.prefetch(profiled, depth=PREFETCH_CHUNKS)) as chunks:
+        found = detect_windows(windows(chunks, settings.slice_frames), settings)
     if not found.frame_time_ms.size:
         raise FlashsyncError(f"{path} has no video frames that ffmpeg can decode")
     _warn_if_broken_off(path, found.frame_time_ms, info)
