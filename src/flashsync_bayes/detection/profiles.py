@@ -38,9 +38,20 @@ def column_blocks(frames, n_blocks: int):
     return frames[:, :, : block * n_blocks].reshape(n, rows, n_blocks, block)
 
 
+def _count_dtype(block: int):
+    """Smallest unsigned integer type that holds a sum of ``block`` 8-bit values."""
+    return jnp.uint16 if block * 255 < 2**16 else jnp.uint32
+
+
 def block_means(frames, n_blocks: int):
-    """Mean luma of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32 (see :func:`column_blocks`)."""
-    return column_blocks(frames.astype(jnp.float32), n_blocks).mean(axis=-1)
+    """Mean luma of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32 (see :func:`column_blocks`).
+
+    8-bit frames are summed as integers (exact, and twice as fast as in float32 on CPU).
+    """
+    blocks = column_blocks(frames, n_blocks)
+    if blocks.dtype == jnp.uint8:
+        return blocks.sum(axis=-1, dtype=_count_dtype(blocks.shape[-1])).astype(jnp.float32) / blocks.shape[-1]
+    return blocks.astype(jnp.float32).mean(axis=-1)
 
 
 def merge_exchange_pairs(n: int) -> list[tuple[int, int]]:
@@ -137,7 +148,7 @@ def saturated_blocks(frames, previous_saturated, n_blocks: int, levels: LumaLeve
     """Blocks ``(n, rows, blocks)`` saturated in a frame or the one before, and the last frame's ``(rows, blocks)``."""
     threshold = levels.black + SATURATED_SHARE * (levels.white - levels.black)
     over = column_blocks(frames >= threshold, n_blocks)
-    share = jnp.sum(over, axis=-1, dtype=jnp.int32) > MAX_SATURATED * over.shape[-1]  # counted: 4x faster than a mean
+    share = jnp.sum(over, axis=-1, dtype=_count_dtype(over.shape[-1])) > MAX_SATURATED * over.shape[-1]  # counted: faster than a mean
     rows = share.shape[1]
     padded = jnp.pad(share, ((0, 0), (SATURATED_MARGIN, SATURATED_MARGIN), (0, 0)))
     near = functools.reduce(jnp.logical_or, [padded[:, k : k + rows] for k in range(2 * SATURATED_MARGIN + 1)])
