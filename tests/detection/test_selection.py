@@ -1,4 +1,4 @@
-"""Medians by bisection on the floats' bits equal ``jnp.median`` / ``jnp.nanmedian`` exactly."""
+"""Medians by bisection on the floats' bits equal ``jnp.median`` / ``jnp.nanmedian`` exactly; sorts by their keys ``jnp.sort``."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,3 +36,16 @@ def test_sortable_keys_order_like_the_floats_and_convert_back(values):
     np.testing.assert_array_equal(np.asarray(selection.from_keys(keys, floats.dtype)).view(np.int32), np.asarray(floats).view(np.int32))
     order = np.argsort(np.asarray(keys), kind="stable")
     assert np.all(np.diff(np.asarray(floats)[order]) >= 0)
+
+
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    data=st.data(),
+    axis=st.sampled_from([0, -1]),
+)
+def test_sort_equals_jnp_sort_for_numbers(dtype, data, axis):
+    values = data.draw(hnp.arrays(dtype, SHAPE, elements=st.floats(width=8 * np.dtype(dtype).itemsize, allow_nan=False)))
+    got = np.asarray(selection.sort(jnp.asarray(values), axis=axis))
+    expected = np.asarray(jnp.sort(jnp.asarray(values), axis=axis))
+    np.testing.assert_array_equal(got, expected)  # -0 and +0 compare equal; infinities at the ends
+    assert got.dtype == values.dtype

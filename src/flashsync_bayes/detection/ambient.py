@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes.detection import selection
 from flashsync_bayes.detection.profiles import biweight, robust_sd
 
 #: Flicker cycles per frame height searched: 100-120 Hz at 24-120 fps with readout fractions
@@ -315,7 +316,7 @@ def flash_profiles(log_change, flicker_change, flicker_level):
 
 def _shorth_midpoint(values):
     """Midpoint of the shortest interval holding half of ``values`` ``(rows,)``: a robust mode."""
-    ordered = jnp.sort(values)
+    ordered = selection.sort(values)
     half = values.shape[0] // 2
     widths = ordered[half:] - ordered[: values.shape[0] - half]
     start = jnp.argmin(widths)

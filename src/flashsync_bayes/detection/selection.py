@@ -1,4 +1,4 @@
-"""Exact medians along an axis by bisection on the values' bits (pure JAX): no sort.
+"""Exact medians along an axis by bisection on the values' bits (pure JAX): no sort; and a faster sort.
 
 XLA's sort on CPU is slow for long rows (a frame's 720 rows: ~0.1 ms a frame, most of the time
 of scoring frames). An order statistic can be found instead by bisection on integers that order
@@ -67,3 +67,11 @@ def median(values, axis: int = -1, keepdims: bool = False, ignore_nan: bool = Fa
     missing = (n == 0) if ignore_nan else (n < moved.shape[-1]) | (n == 0)
     result = jnp.where(missing, jnp.nan, result)
     return jnp.expand_dims(result, axis) if keepdims else result
+
+
+def sort(values, axis: int = -1):
+    """Float ``values`` sorted along ``axis`` through their :func:`sortable_keys`: as ``jnp.sort`` (NaNs aside),
+    ~5x faster on CPU (an integer sort: 24 instead of 115 ms for 1060 x 720 float32 values)."""
+    values = jnp.asarray(values)
+    keys = jax.lax.sort(sortable_keys(values), dimension=axis % values.ndim, is_stable=False)
+    return from_keys(keys, values.dtype)
