@@ -328,3 +328,21 @@ def test_tick_conversion_is_exact_beyond_float_integers():
     ticks = np.array([2**60 + 1, -3003, 0])
     expected = [float(Fraction(int(t) * 1000, 90000)) for t in ticks]
     np.testing.assert_array_equal(video._ticks_to_ms(ticks, Fraction(1, 90000)), expected)
+
+
+def test_frame_logs_leave_out_the_side_data_every_frame_carries(tmp_path):
+    """x265 (like many cameras) attaches an SEI message of kilobytes to every frame; the per-frame log must not print it."""
+    from flashsync_bayes.io.showinfo import SHOWINFO
+
+    path = str(tmp_path / "sei.mp4")
+    try:
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={W}x{H}:r=25:d=0.4", "-c:v", "libx265", "-x265-params", "log-level=error", path)
+    except AssertionError:
+        pytest.skip("this ffmpeg has no libx265")
+    n_frames = len(video.frame_times_ms(path))
+    with_side_data = ffmpeg("-i", path, "-vf", "showinfo=checksum=0", "-f", "null", "-").stderr
+    assert with_side_data.count(b"User Data") >= n_frames  # the file carries it on every frame
+    log = ffmpeg("-i", path, "-vf", SHOWINFO, "-f", "null", "-").stderr
+    assert b"User Data" not in log and log.count(b" n: ") == n_frames
+    times = np.concatenate([t for t, _ in video.iter_luma_times(path, chunk_frames=4)])
+    np.testing.assert_array_equal(times, video.frame_times_ms(path))

@@ -17,8 +17,10 @@ from fractions import Fraction
 
 from flashsync_bayes.errors import FlashsyncError
 
-#: The filter that logs each frame (no checksums: they cost time).
-SHOWINFO = "showinfo=checksum=0"
+#: The filters that log each frame: without checksums (they cost time) and without the frame's side data,
+#: which showinfo would print in full (x265 and many cameras attach an SEI message of kilobytes to every
+#: frame: 4.6 kB of hex a frame doubled the time of decoding 720p HEVC).
+SHOWINFO = "sidedata=mode=delete,showinfo=checksum=0"
 #: A decoded frame's pts is looked for this long (s) after its pixels arrived before it counts as missing.
 PTS_TIMEOUT_S = 30.0
 #: Lines of ffmpeg's log (other than per-frame lines) kept for error messages.
