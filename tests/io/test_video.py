@@ -12,6 +12,7 @@ import pytest
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io import video
 from flashsync_bayes.io.ffmpeg import ffmpeg_exe
+from flashsync_bayes.io.showinfo import SHOWINFO
 
 W, H, N = 96, 64, 30
 DROPPED = (5, 17)
@@ -332,8 +333,6 @@ def test_tick_conversion_is_exact_beyond_float_integers():
 
 def test_frame_logs_leave_out_the_side_data_every_frame_carries(tmp_path):
     """x265 (like many cameras) attaches an SEI message of kilobytes to every frame; the per-frame log must not print it."""
-    from flashsync_bayes.io.showinfo import SHOWINFO
-
     path = str(tmp_path / "sei.mp4")
     try:
         ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={W}x{H}:r=25:d=0.4", "-c:v", "libx265", "-x265-params", "log-level=error", path)

@@ -48,11 +48,12 @@ class Evidence(NamedTuple):
         rows = slice(first, end)
         return polarity * (self.blocks[frame, rows].astype(np.float64) - self.flicker[frame, rows, None])
 
-    def _own_steps(self, frame: int, row: int, polarity: int, half_width: int) -> np.ndarray | None:
-        """Each block's own box step ``(blocks,)`` of ``polarity`` at ``row`` of ``frame``; None where it cannot be told."""
+    def _blocks_around(self, frame: int, row: int, polarity: int, half_width: int) -> np.ndarray | None:
+        """:meth:`_blocks_near` the ``half_width`` rows on each side of ``row`` (what a box step there sees); None where
+        it cannot be told (no blocks, too near the top or bottom)."""
         if self.blocks is None or row < half_width or row + half_width > self.blocks.shape[1]:
             return None
-        return row_box_steps(self._blocks_near(frame, row - half_width, row + half_width, polarity), half_width)[0]
+        return self._blocks_near(frame, row - half_width, row + half_width, polarity)
 
     def step_support(self, frame: int, row: int, polarity: int, rank: int, half_width: int) -> float:
         """Share in [0, 1] of the step of ``polarity`` at ``row`` of ``frame`` that ``rank`` blocks make themselves.
@@ -64,10 +65,10 @@ class Evidence(NamedTuple):
         makes a step of the rank statistic that the blocks do not (far below 1). 1 where it cannot be
         told: no blocks known, too near the frame's top or bottom, or no such step.
         """
-        own = self._own_steps(frame, row, polarity, half_width)
-        if own is None:
+        near = self._blocks_around(frame, row, polarity, half_width)
+        if near is None:
             return 1.0
-        near = self._blocks_near(frame, row - half_width, row + half_width, polarity)
+        own = row_box_steps(near, half_width)[0]
         step = row_box_steps(np.sort(near, axis=1)[:, [-rank]], half_width)[0, 0]
         return float(np.clip(np.sort(own)[-rank] / step, 0.0, 1.0)) if step > 0 else 1.0
 
@@ -88,9 +89,10 @@ class Evidence(NamedTuple):
         flash do not. ``(0, 0)`` where it cannot be told (no blocks, too near the top or bottom, fewer
         than ``rank`` blocks stepping).
         """
-        own = self._own_steps(frame, row, polarity, half_width)
-        if own is None or not 0 <= earlier < self.blocks.shape[0]:
+        around = self._blocks_around(frame, row, polarity, half_width)
+        if around is None or not 0 <= earlier < self.blocks.shape[0]:
             return 0.0, 0.0
+        own = row_box_steps(around, half_width)[0]
         step = float(np.sort(own)[-rank])
         lit = own >= 0.5 * step
         if step <= 0 or lit.sum() < rank:
