@@ -207,6 +207,25 @@ def test_long_videos_fit_their_edges_in_batches_each_window_on_its_own():
     assert np.sqrt(np.mean((batched.params[:, 2] - edge) ** 2)) < 0.2  # and the fits find the edges
 
 
+def test_a_fit_started_from_a_collapsed_earlier_fit_still_finds_the_edge():
+    """A warm start is one of the starting points, not the only one.
+
+    A free fit may take an exponential rise for a step under a wide blur (decay -> 0, edge at the
+    ramp's middle); with the blur then fixed small, a fit started only there stays stuck, since
+    the decay's gradient vanishes (an encoded flash was 4 rows late that way).
+    """
+    from flashsync_bayes.detection import edges
+
+    rng = np.random.default_rng(11)
+    offsets = np.arange(-edge_model.FIT_ROWS_ABOVE, edge_model.FIT_ROWS_BELOW)
+    n, true_edge = 6, rng.uniform(-0.5, 0.5, 6)
+    rise = edge_model.blurred_exponential_rise(offsets[None, :] - true_edge[:, None], 6.4, 0.5)
+    windows = np.asarray(0.55 * rise) + rng.normal(0, 0.005, (n, offsets.size))
+    collapsed = np.tile([0.0, 0.55, 4.0, -30.0, np.log(4.6), np.log(300.0)], (n, 1))  # a step at the ramp's middle
+    fit = edges._fit(windows, np.ones_like(windows), np.full(n, 0.5), collapsed, edges.WARM_ITERATIONS)
+    np.testing.assert_allclose(fit.params[:, 2], true_edge, atol=0.15)
+
+
 def test_a_codec_floor_widens_slow_weak_rises_most():
     """The sd a codec adds to an edge is ``change_sd_floor`` times its rise's rows over its height: a slow rise's most."""
     camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=8.0)

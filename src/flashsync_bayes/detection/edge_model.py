@@ -170,8 +170,10 @@ def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60
     window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
     ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
     ``blur_rows`` (one per window, rows), when given, fixes the blur instead of fitting it (NaN:
-    fitted). Each window is fitted from three starting points (:func:`initial_edge_params`), or,
-    given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one alone.
+    fitted). Each window is fitted from three starting points (:func:`initial_edge_params`) and,
+    given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one too:
+    an earlier fit with a wide free blur may have taken the rise for a step (decay near 0, whose
+    gradient vanishes), a mode that a fit with the blur fixed small could not leave from there.
     With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
     """
     dtype = windows.dtype
@@ -185,7 +187,9 @@ def _fit_edges(windows, weights, blur_rows, start, iterations: int) -> EdgeFit:
     """:func:`fit_edges`; the blur of window ``i`` is fixed where ``blur_rows[i]`` is finite. Free and fixed
     blur share one compiled kernel per window count (one with ``start``, one without)."""
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
-    starts = jax.vmap(initial_edge_params)(windows, weights) if start is None else start[:, None, :]
+    starts = jax.vmap(initial_edge_params)(windows, weights)
+    if start is not None:
+        starts = jnp.concatenate([start[:, None, :], starts], axis=1)
     fixed = jnp.isfinite(blur_rows)
     starts = starts.at[..., 4].set(jnp.where(fixed[:, None], jnp.log(blur_rows)[:, None], starts[..., 4]))
     free = jnp.where(fixed[:, None], jnp.ones(N_EDGE_PARAMS).at[4].set(0.0)[None, :], 1.0)
