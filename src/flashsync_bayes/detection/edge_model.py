@@ -40,22 +40,27 @@ def blurred_exponential_rise(x, decay_rows, blur_rows):
 
 
 #: Number of edge-model parameters, see :func:`edge_model`.
-N_EDGE_PARAMS = 6
+N_EDGE_PARAMS = 7
+#: Index of the band's tilt in the parameters (fitted only where asked, else held at 0).
+TILT = 6
 
 
 def edge_model(params, x):
     """Modelled row change at row offsets ``x``.
 
-    ``params = (base, gain, edge, log ρ, log σ, log e)``: a band that starts at ``edge``, rises
-    with the pulse's decay ρ (rows), is blurred by a Gaussian of sd σ rows (codec, optics), and
-    whose exposure-start side begins ``e`` rows later. The pulse rises instantly: a flash's rise
-    is far shorter than a row's exposure.
+    ``params = (base, gain, edge, log ρ, log σ, log e, tilt)``: a band that starts at ``edge``,
+    rises with the pulse's decay ρ (rows), is blurred by a Gaussian of sd σ rows (codec, optics),
+    and whose exposure-start side begins ``e`` rows later. The pulse rises instantly: a flash's
+    rise is far shorter than a row's exposure. The band's height changes by the share ``tilt``
+    every :data:`FIT_ROWS_BELOW` rows: the flash's light is relative to the lamps', and where their
+    flicker bands stand still from frame to frame (a frame period of whole flicker periods) the
+    flicker cannot be divided out, so the height follows the bands along the rows.
     """
-    base, gain, edge, log_decay, log_blur, log_extent = params
+    base, gain, edge, log_decay, log_blur, log_extent, tilt = params
     decay, blur, extent = jnp.exp(log_decay), jnp.exp(log_blur), jnp.exp(log_extent)
     start = blurred_exponential_rise(x - edge, decay, blur)
     stop = blurred_exponential_rise(x - edge - extent, decay, blur)
-    return base + gain * (start - stop)
+    return base + gain * (start - stop) * (1.0 + tilt * (x - edge) / FIT_ROWS_BELOW)
 
 
 @serializable
@@ -70,6 +75,9 @@ class EdgeFit(NamedTuple):
         trailing_sd: its standard deviation (rows).
         residual_sd: sd of the fit residuals (relative brightness).
         converged: whether the final step was small.
+        misfit: sum of squared residuals over the rows inside the frame, unweighted.
+        noise_var: variance of one row's residual, inflated for their correlation (what a
+            parameter must explain more than to be worth fitting).
     """
 
     params: jax.Array
@@ -78,6 +86,8 @@ class EdgeFit(NamedTuple):
     trailing_sd: jax.Array
     residual_sd: jax.Array
     converged: jax.Array
+    misfit: jax.Array
+    noise_var: jax.Array
 
 
 #: Residual autocorrelation lags summed for the variance inflation of an edge fit.
@@ -110,7 +120,7 @@ def _fit_one(y, weight, x, init, free, iterations: int):
 
     def step(_, state):
         p, damping, current = state
-        J = jacobian(p)
+        J = jacobian(p) * free[None, :]  # fixed parameters neither move nor steer the others
         JtJ = J.T @ J
         scaled = JtJ + damping * jnp.diag(jnp.diag(JtJ) + 1e-12) + jnp.diag(1.0 - free)
         delta = free * jnp.clip(-jnp.linalg.solve(scaled, J.T @ residuals(p)), -2.0, 2.0)
@@ -128,7 +138,8 @@ def _fit_one(y, weight, x, init, free, iterations: int):
     J = jacobian(p) * free[None, :]
     dof = jnp.maximum(jnp.sum(weight > 0) - jnp.sum(free), 1)
     residual_var = final_cost / dof
-    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * correlation_inflation(r)
+    inflation = correlation_inflation(r)
+    covariance = jnp.linalg.pinv(J.T @ J) * residual_var * inflation
     extent = jnp.exp(p[5])
     trailing_gradient = jnp.zeros(p.size).at[2].set(1.0).at[5].set(extent)
     fit = EdgeFit(
@@ -138,6 +149,8 @@ def _fit_one(y, weight, x, init, free, iterations: int):
         trailing_sd=jnp.sqrt(jnp.maximum(trailing_gradient @ covariance @ trailing_gradient, 0.0)),
         residual_sd=jnp.sqrt(residual_var),
         converged=damping < 1e3,
+        misfit=final_cost,
+        noise_var=residual_var * inflation,
     )
     return fit, final_cost
 
@@ -160,10 +173,11 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     scale = robust_sd(residual, ignore_nan=True) + MIN_RESIDUAL_SD
     robust = weight * biweight(jnp.nan_to_num(residual), scale)
     refit, _ = _fit_one(y, robust, x, first.params, free, iterations)
-    return refit
+    misfit = jnp.sum(weight * (y - edge_model(refit.params, x)) ** 2)
+    return refit._replace(misfit=misfit)
 
 
-def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60) -> EdgeFit:
+def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60, tilted=None) -> EdgeFit:
     """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
 
     ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
@@ -174,18 +188,21 @@ def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60
     given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one too:
     an earlier fit with a wide free blur may have taken the rise for a step (decay near 0, whose
     gradient vanishes), a mode that a fit with the blur fixed small could not leave from there.
-    With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
+    ``tilted`` (one bool per window, default none) frees the band's tilt (see :func:`edge_model`),
+    else held at 0. With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
     """
     dtype = windows.dtype
     blur_rows = np.full(windows.shape[0], np.nan, dtype) if blur_rows is None else np.asarray(blur_rows, dtype)
+    tilted = np.zeros(windows.shape[0], dtype) if tilted is None else np.asarray(tilted, dtype)
     start = None if start is None else np.asarray(start, dtype)
-    return export_cache.call(_fit_edges, windows, weights, blur_rows, start, iterations=iterations)
+    return export_cache.call(_fit_edges, windows, weights, blur_rows, tilted, start, iterations=iterations)
 
 
 @partial(jax.jit, static_argnames=("iterations",))
-def _fit_edges(windows, weights, blur_rows, start, iterations: int) -> EdgeFit:
-    """:func:`fit_edges`; the blur of window ``i`` is fixed where ``blur_rows[i]`` is finite. Free and fixed
-    blur share one compiled kernel per window count (one with ``start``, one without)."""
+def _fit_edges(windows, weights, blur_rows, tilted, start, iterations: int) -> EdgeFit:
+    """:func:`fit_edges`; the blur of window ``i`` is fixed where ``blur_rows[i]`` is finite, its tilt free where
+    ``tilted[i]`` is 1. Free and fixed parameters share one compiled kernel per window count (one with ``start``,
+    one without)."""
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
     starts = jax.vmap(initial_edge_params)(windows, weights)
     if start is not None:
@@ -193,6 +210,8 @@ def _fit_edges(windows, weights, blur_rows, start, iterations: int) -> EdgeFit:
     fixed = jnp.isfinite(blur_rows)
     starts = starts.at[..., 4].set(jnp.where(fixed[:, None], jnp.log(blur_rows)[:, None], starts[..., 4]))
     free = jnp.where(fixed[:, None], jnp.ones(N_EDGE_PARAMS).at[4].set(0.0)[None, :], 1.0)
+    free = free.at[:, TILT].set(tilted)
+    starts = starts.at[..., TILT].multiply(tilted[:, None])
     return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, 0, None))(windows, weights, x, starts, free, iterations)
 
 
@@ -216,10 +235,11 @@ def initial_edge_params(window, weight):
     # a step of light (or a pulse much longer than the exposure) is the limit of a very slow rise
     slow_decay = 100.0 * FIT_ROWS_BELOW
     slow = [base, gain * slow_decay / extent_inside, onset - 0.5, jnp.log(slow_decay), jnp.log(0.7)]
+    level = jnp.zeros_like(base)  # no tilt
     return jnp.stack(
         [
-            jnp.stack(common + [jnp.log(extent_inside)]),
-            jnp.stack(common + [jnp.log(extent_beyond)]),
-            jnp.stack(slow + [jnp.log(extent_inside)]),
+            jnp.stack(common + [jnp.log(extent_inside), level]),
+            jnp.stack(common + [jnp.log(extent_beyond), level]),
+            jnp.stack(slow + [jnp.log(extent_inside), level]),
         ]
     )

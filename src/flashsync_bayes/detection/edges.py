@@ -123,15 +123,18 @@ def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
 FIT_BATCH = 16
 
 
-def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60) -> edge_model.EdgeFit:
+def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60, tilted=None) -> edge_model.EdgeFit:
     """:func:`~flashsync_bayes.detection.edge_model.fit_edges` of ``(n, window)`` fit windows as NumPy arrays of n rows,
     in batches of :data:`FIT_BATCH` windows (the last one filled up with copies of its last window, fitted and dropped)."""
     parts = []
     for first in range(0, windows.shape[0], FIT_BATCH):
-        batch = [None if values is None else values[first : first + FIT_BATCH] for values in (windows, weights, blur_rows, start)]
+        values = (windows, weights, blur_rows, start, tilted)
+        batch = [None if v is None else v[first : first + FIT_BATCH] for v in values]
         n = batch[0].shape[0]
-        full = [None if values is None else np.pad(values, ((0, FIT_BATCH - n),) + ((0, 0),) * (values.ndim - 1), mode="edge") for values in batch]
-        parts.append([np.asarray(leaf)[:n] for leaf in edge_model.fit_edges(*full, iterations)])
+        full = [None if v is None else np.pad(v, ((0, FIT_BATCH - n),) + ((0, 0),) * (v.ndim - 1), mode="edge") for v in batch]
+        windows_, weights_, blur_, start_, tilted_ = full
+        fit = edge_model.fit_edges(windows_, weights_, blur_, start_, iterations, tilted_)
+        parts.append([np.asarray(leaf)[:n] for leaf in fit])
     return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
@@ -147,6 +150,32 @@ def codec_rows(params: np.ndarray, change_sd: float) -> np.ndarray:
     return change_sd * np.sqrt(decay**2 + 2 * np.pi * blur**2) / np.maximum(gain, 1e-12)
 
 
+#: Rows of a band's plateau (past three decays and three blurs of its rise) that a fit window must show for its
+#: tilt to be told from a slower rise.
+PLATEAU_ROWS = 24
+#: Largest tilt (change of a band's height over the fit window's rows below the edge, relative) that lamps can
+#: make: flicker of ±1/3 (FACTS.md: real lamps up to ~0.35) changes the light 2:1 from its crest to its trough.
+MAX_TILT = 1.0
+
+
+def _plateau_rows(params: np.ndarray) -> np.ndarray:
+    """Rows ``(n,)`` of each fitted band's plateau inside its fit window: from its rise's end to the window's or band's end."""
+    edge, decay, blur, extent = params[:, 2], np.exp(params[:, 3]), np.exp(params[:, 4]), np.exp(params[:, 5])
+    return np.minimum(edge_model.FIT_ROWS_BELOW - edge, extent - 3 * blur) - 3 * (decay + blur)
+
+
+def _tilt_pays(plain: edge_model.EdgeFit, tilted: edge_model.EdgeFit, weights: np.ndarray) -> np.ndarray:
+    """Where a fit with the band's tilt free explains the rows clearly better than ``plain`` (its tilt held at 0), ``(n,)``:
+    its misfit lower by more than the Bayesian information criterion's ``log(rows)`` for one parameter, in units of a
+    row's residual variance inflated for correlated residuals (codec blocks, scene structure), both fits showing
+    :data:`PLATEAU_ROWS` of plateau (a tilt bends a rise that the window shows no end of like a slower rise does)
+    and a tilt that lamps can make (:data:`MAX_TILT`)."""
+    n_rows = np.maximum(weights.sum(axis=1), 2.0)
+    seen = (_plateau_rows(plain.params) >= PLATEAU_ROWS) & (_plateau_rows(tilted.params) >= PLATEAU_ROWS)
+    possible = np.abs(tilted.params[:, edge_model.TILT]) <= MAX_TILT
+    return seen & possible & (plain.misfit - tilted.misfit > np.log(n_rows) * tilted.noise_var)
+
+
 def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, settings: DetectorSettings):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
 
@@ -156,21 +185,29 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     place them within :data:`POOL_MAX_SD` rows, the final fit fixes the blur at the median of
     those (starting from the free fit), and the spread of the edge over the
     :data:`BLUR_QUANTILES` range of their blurs joins its sd, and so do the settings' floors for what a
-    codec does (``row_sd_floor`` rows and :func:`codec_rows` of ``change_sd_floor``).
+    codec does (``row_sd_floor`` rows and :func:`codec_rows` of ``change_sd_floor``). A last fit frees the band's
+    tilt (standing flicker bands, see :func:`~flashsync_bayes.detection.edge_model.edge_model`); it is kept where it
+    pays (:func:`_tilt_pays`), and half its edge's move joins the sd then.
     """
     n = windows.shape[0]
     free = _fit(windows, weights, start=start, iterations=WARM_ITERATIONS)
     spread = np.zeros(n)
-    fit = free
+    fit, blur_rows = free, None
     pool = pool & (free.edge_sd < POOL_MAX_SD)
     if np.sum(pool) >= 3:
         low, mid, high = np.quantile(np.exp(free.params[:, 4][pool]), BLUR_QUANTILES)
         fits = [_fit(windows, weights, np.full(n, blur), free.params, WARM_ITERATIONS) for blur in (low, mid, high)]
-        fit = fits[1]
+        fit, blur_rows = fits[1], np.full(n, mid)
         spread = np.std([f.params[:, 2] for f in fits], axis=0)
+    tilted = _fit(windows, weights, blur_rows, fit.params, WARM_ITERATIONS, tilted=np.ones(n))
+    keep = _tilt_pays(fit, tilted, weights)
+    # which of the two models holds is itself uncertain: half the edges' difference joins the sd of a tilted one
+    choice = np.where(keep, 0.5 * np.abs(tilted.params[:, 2] - fit.params[:, 2]), 0.0)
+    trailing_choice = np.where(keep, 0.5 * np.abs(tilted.trailing - fit.trailing), 0.0)
+    fit = edge_model.EdgeFit(*(np.where(keep.reshape((n,) + (1,) * (a.ndim - 1)), a, b) for a, b in zip(tilted, fit)))
     floor = settings.row_sd_floor**2 + codec_rows(fit.params, settings.change_sd_floor) ** 2
-    edge_sd = np.sqrt(fit.edge_sd**2 + spread**2 + floor)
-    trailing_sd = np.sqrt(fit.trailing_sd**2 + spread**2 + floor)
+    edge_sd = np.sqrt(fit.edge_sd**2 + spread**2 + choice**2 + floor)
+    trailing_sd = np.sqrt(fit.trailing_sd**2 + spread**2 + trailing_choice**2 + floor)
     return fit.params, edge_sd, fit.trailing, trailing_sd
 
 
