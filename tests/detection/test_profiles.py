@@ -222,7 +222,7 @@ def test_a_fit_started_from_a_collapsed_earlier_fit_still_finds_the_edge():
     rise = edge_model.blurred_exponential_rise(offsets[None, :] - true_edge[:, None], 6.4, 0.5)
     windows = np.asarray(0.55 * rise) + rng.normal(0, 0.005, (n, offsets.size))
     collapsed = np.tile([0.0, 0.55, 4.0, -30.0, np.log(4.6), np.log(300.0), 0.0], (n, 1))  # a step at the ramp's middle
-    fit = edges._fit(windows, np.ones_like(windows), np.full(n, 0.5), collapsed, edges.WARM_ITERATIONS)
+    fit = edges._fit(windows, np.ones_like(windows), np.full(n, 0.5), collapsed, edges.WARM_ITERATIONS, fresh_starts=True)
     np.testing.assert_allclose(fit.params[:, 2], true_edge, atol=0.15)
 
 

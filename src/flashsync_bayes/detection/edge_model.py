@@ -177,17 +177,18 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     return refit._replace(misfit=misfit)
 
 
-def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60, tilted=None) -> EdgeFit:
+def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60, tilted=None, fresh_starts: bool = False) -> EdgeFit:
     """Sub-row fits of leading edges in row-change windows ``(n_edges, FIT_ROWS_ABOVE + FIT_ROWS_BELOW)``.
 
     ``weights`` (same shape) are 1 for rows inside the frame and 0 outside. Row offset 0 is the
     window's row ``FIT_ROWS_ABOVE`` (the anchor, a few rows below the edge at most); the fitted
     ``edge`` parameter is relative to it. Positive-going edges only: flip the sign for falling ones.
     ``blur_rows`` (one per window, rows), when given, fixes the blur instead of fitting it (NaN:
-    fitted). Each window is fitted from three starting points (:func:`initial_edge_params`) and,
-    given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one too:
-    an earlier fit with a wide free blur may have taken the rise for a step (decay near 0, whose
-    gradient vanishes), a mode that a fit with the blur fixed small could not leave from there.
+    fitted). Each window is fitted from three starting points (:func:`initial_edge_params`) or,
+    given ``start`` ``(n_edges, N_EDGE_PARAMS)`` (e.g. an earlier fit's params), from that one, and
+    with ``fresh_starts`` from the three too: an earlier fit with a wide free blur may have taken
+    the rise for a step (decay near 0, whose gradient vanishes), a mode that a fit with the blur
+    fixed small could not leave from there.
     ``tilted`` (one bool per window, default none) frees the band's tilt (see :func:`edge_model`),
     else held at 0. With the compilation cache on, the traced fit is kept on disk (:mod:`~flashsync_bayes.export_cache`).
     """
@@ -195,18 +196,21 @@ def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60
     blur_rows = np.full(windows.shape[0], np.nan, dtype) if blur_rows is None else np.asarray(blur_rows, dtype)
     tilted = np.zeros(windows.shape[0], dtype) if tilted is None else np.asarray(tilted, dtype)
     start = None if start is None else np.asarray(start, dtype)
-    return export_cache.call(_fit_edges, windows, weights, blur_rows, tilted, start, iterations=iterations)
+    return export_cache.call(_fit_edges, windows, weights, blur_rows, tilted, start, iterations=iterations, fresh_starts=fresh_starts)
 
 
-@partial(jax.jit, static_argnames=("iterations",))
-def _fit_edges(windows, weights, blur_rows, tilted, start, iterations: int) -> EdgeFit:
+@partial(jax.jit, static_argnames=("iterations", "fresh_starts"))
+def _fit_edges(windows, weights, blur_rows, tilted, start, iterations: int, fresh_starts: bool) -> EdgeFit:
     """:func:`fit_edges`; the blur of window ``i`` is fixed where ``blur_rows[i]`` is finite, its tilt free where
     ``tilted[i]`` is 1. Free and fixed parameters share one compiled kernel per window count (one with ``start``,
     one without)."""
     x = jnp.arange(windows.shape[-1], dtype=windows.dtype) - FIT_ROWS_ABOVE
-    starts = jax.vmap(initial_edge_params)(windows, weights)
-    if start is not None:
-        starts = jnp.concatenate([start[:, None, :], starts], axis=1)
+    if start is None:
+        starts = jax.vmap(initial_edge_params)(windows, weights)
+    elif fresh_starts:
+        starts = jnp.concatenate([start[:, None, :], jax.vmap(initial_edge_params)(windows, weights)], axis=1)
+    else:
+        starts = start[:, None, :]
     fixed = jnp.isfinite(blur_rows)
     starts = starts.at[..., 4].set(jnp.where(fixed[:, None], jnp.log(blur_rows)[:, None], starts[..., 4]))
     free = jnp.where(fixed[:, None], jnp.ones(N_EDGE_PARAMS).at[4].set(0.0)[None, :], 1.0)

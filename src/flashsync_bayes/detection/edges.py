@@ -123,7 +123,9 @@ def _centred(candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
 FIT_BATCH = 16
 
 
-def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60, tilted=None) -> edge_model.EdgeFit:
+def _fit(
+    windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, iterations: int = 60, tilted=None, fresh_starts: bool = False
+) -> edge_model.EdgeFit:
     """:func:`~flashsync_bayes.detection.edge_model.fit_edges` of ``(n, window)`` fit windows as NumPy arrays of n rows,
     in batches of :data:`FIT_BATCH` windows (the last one filled up with copies of its last window, fitted and dropped)."""
     parts = []
@@ -133,7 +135,7 @@ def _fit(windows: np.ndarray, weights: np.ndarray, blur_rows=None, start=None, i
         n = batch[0].shape[0]
         full = [None if v is None else np.pad(v, ((0, FIT_BATCH - n),) + ((0, 0),) * (v.ndim - 1), mode="edge") for v in batch]
         windows_, weights_, blur_, start_, tilted_ = full
-        fit = edge_model.fit_edges(windows_, weights_, blur_, start_, iterations, tilted_)
+        fit = edge_model.fit_edges(windows_, weights_, blur_, start_, iterations, tilted_, fresh_starts)
         parts.append([np.asarray(leaf)[:n] for leaf in fit])
     return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
@@ -196,9 +198,10 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     pool = pool & (free.edge_sd < POOL_MAX_SD)
     if np.sum(pool) >= 3:
         low, mid, high = np.quantile(np.exp(free.params[:, 4][pool]), BLUR_QUANTILES)
-        fits = [_fit(windows, weights, np.full(n, blur), free.params, WARM_ITERATIONS) for blur in (low, mid, high)]
-        fit, blur_rows = fits[1], np.full(n, mid)
-        spread = np.std([f.params[:, 2] for f in fits], axis=0)
+        # from the free fit and afresh: a free fit may sit where the fixed blur cannot leave (see fit_edges)
+        fit, blur_rows = _fit(windows, weights, np.full(n, mid), free.params, WARM_ITERATIONS, fresh_starts=True), np.full(n, mid)
+        others = [_fit(windows, weights, np.full(n, blur), fit.params, WARM_ITERATIONS) for blur in (low, high)]
+        spread = np.std([f.params[:, 2] for f in (others[0], fit, others[1])], axis=0)
     tilted = _fit(windows, weights, blur_rows, fit.params, WARM_ITERATIONS, tilted=np.ones(n))
     keep = _tilt_pays(fit, tilted, weights)
     # which of the two models holds is itself uncertain: half the edges' difference joins the sd of a tilted one
