@@ -106,8 +106,11 @@ def correlation_inflation(residuals):
     return 1.0 + 2.0 * jnp.sum(jnp.maximum(shifted / power, 0.0))
 
 
-def _fit_one(y, weight, x, init, free, iterations: int):
-    """Levenberg-Marquardt fit of :func:`edge_model` to one window; returns ``(EdgeFit, cost)``."""
+def _fit_one(y, weight, x, init, free, iterations: int, inside):
+    """Levenberg-Marquardt fit of :func:`edge_model` to one window (rows weighted by ``weight``); returns ``(EdgeFit, cost)``.
+
+    ``inside`` marks the window's rows inside the frame: the fit's ``misfit`` is over them, unweighted.
+    """
 
     def residuals(p):
         return weight * (edge_model(p, x) - y)
@@ -149,7 +152,7 @@ def _fit_one(y, weight, x, init, free, iterations: int):
         trailing_sd=jnp.sqrt(jnp.maximum(trailing_gradient @ covariance @ trailing_gradient, 0.0)),
         residual_sd=jnp.sqrt(residual_var),
         converged=damping < 1e3,
-        misfit=final_cost,
+        misfit=jnp.sum(inside * (y - edge_model(p, x)) ** 2),
         noise_var=residual_var * inflation,
     )
     return fit, final_cost
@@ -166,15 +169,14 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     that a few rows the model cannot be (a moving object's thin edge, a codec block) do not bend
     the edge.
     """
-    fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None))(y, weight, x, starts, free, iterations)
+    fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None, None))(y, weight, x, starts, free, iterations, weight)
     best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
     first = jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
     residual = jnp.where(weight > 0, y - edge_model(first.params, x), jnp.nan)
     scale = robust_sd(residual, ignore_nan=True) + MIN_RESIDUAL_SD
     robust = weight * biweight(jnp.nan_to_num(residual), scale)
-    refit, _ = _fit_one(y, robust, x, first.params, free, iterations)
-    misfit = jnp.sum(weight * (y - edge_model(refit.params, x)) ** 2)
-    return refit._replace(misfit=misfit)
+    refit, _ = _fit_one(y, robust, x, first.params, free, iterations, weight)
+    return refit
 
 
 def fit_edges(windows, weights, blur_rows=None, start=None, iterations: int = 60, tilted=None, fresh_starts: bool = False) -> EdgeFit:
@@ -239,11 +241,11 @@ def initial_edge_params(window, weight):
     # a step of light (or a pulse much longer than the exposure) is the limit of a very slow rise
     slow_decay = 100.0 * FIT_ROWS_BELOW
     slow = [base, gain * slow_decay / extent_inside, onset - 0.5, jnp.log(slow_decay), jnp.log(0.7)]
-    level = jnp.zeros_like(base)  # no tilt
+    no_tilt = jnp.zeros_like(base)
     return jnp.stack(
         [
-            jnp.stack(common + [jnp.log(extent_inside), level]),
-            jnp.stack(common + [jnp.log(extent_beyond), level]),
-            jnp.stack(slow + [jnp.log(extent_inside), level]),
+            jnp.stack(common + [jnp.log(extent_inside), no_tilt]),
+            jnp.stack(common + [jnp.log(extent_beyond), no_tilt]),
+            jnp.stack(slow + [jnp.log(extent_inside), no_tilt]),
         ]
     )
