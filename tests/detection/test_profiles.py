@@ -255,6 +255,37 @@ def test_a_band_tilted_by_standing_flicker_bands_is_fitted_with_its_tilt_and_a_f
     assert np.sqrt(np.mean((plain.params[:half, 2] - true_edge[:half]) ** 2)) > 1.0
 
 
+def test_a_band_far_shorter_than_the_camera_s_exposure_is_no_flash():
+    """A flash lights a band as long as the camera's exposure in rows, for all its flashes but where auto-exposure
+    shortened it (here by a third); a thin bright band in one frame (a glint, a thin object's band) ends far sooner
+    and is no event, though it is a candidate as strong as a weak flash."""
+    from flashsync_bayes.detection import edges as edge_fits
+
+    parts, truths = [], []
+    for exposure_ms, (first_row, second_row) in [(4.4, (60.5, 150.25)), (3.0, (100.75, 200.5))]:
+        camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=exposure_ms)
+        rows = np.array([first_row, second_row])
+        flash_ms = np.array([3, 8]) * camera.frame_period_ms + exposure_ms + rows * camera.line_period_ms
+        flashes = Flashes(time_ms=flash_ms, decay_ms=[0.3, 0.3], rise_ms=[0.0, 0.0], amplitude=[60.0, 60.0])
+        change, truth = ideal_change(camera, flashes, n_frames=12, blur_rows=0.7)
+        assert np.all(truth["status"] == "stored")
+        parts.append(change)
+        truths.append(truth["row"])
+    change = np.concatenate(parts)
+    band = np.zeros((1, PROFILE_ROWS))
+    band[0, 250:262] = 0.1  # 12 rows; the flashes' bands are 50 and 34 rows long
+    thin = gaussian_blurred(band, 0.7)[0]
+    change[17] += thin  # lit in frame 17, dark again in frame 18
+    change[18] += 1.0 / (1.0 + thin) - 1.0
+    settings = detection.DetectorSettings.lossless()
+    evidence = detection.Evidence.of_change(change.astype(np.float32))
+    assert 17 in edge_fits.candidate_rows(evidence, settings).frame.tolist()
+    found = detection.find_edges(evidence, settings)
+    lead = found["edge"] == "leading"
+    assert found["frame"][lead].tolist() == [3, 8, 15, 20]
+    np.testing.assert_allclose(found["row"][lead], np.concatenate(truths), atol=0.3)
+
+
 def test_a_codec_floor_widens_slow_weak_rises_most():
     """The sd a codec adds to an edge is ``change_sd_floor`` times its rise's rows over its height: a slow rise's most."""
     camera = Camera(height=PROFILE_ROWS, total_rows=375, exposure_ms=8.0)

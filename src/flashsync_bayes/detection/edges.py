@@ -214,6 +214,29 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     return fit.params, edge_sd, fit.trailing, trailing_sd
 
 
+#: Least share of a video's typical band extent that a candidate's band must span: a flash lights the rows exposed
+#: at its moment, a band as long as the camera's exposure in rows (:func:`~flashsync_bayes.detection.edge_model.edge_model`'s
+#: extent), alike for all of a video's flashes but where auto-exposure changes the exposure between them (under
+#: mains light in steps of the flicker period, mostly the gain instead). A band that ends sooner is something in
+#: the scene: a thin object's band, a glint.
+MIN_EXTENT_SHARE = 0.5
+#: Candidates a video needs for a typical band extent.
+MIN_EXTENT_VOTES = 3
+
+
+def short_bands(extent: np.ndarray, rows_in_view: np.ndarray, ends_seen: np.ndarray, voters: np.ndarray) -> np.ndarray:
+    """Where a band's fitted ``extent`` (rows, its end in view: ``ends_seen``) is under :data:`MIN_EXTENT_SHARE` of the
+    video's typical extent, ``(n,)`` bool.
+
+    Typical: the median over the ``voters`` (at least :data:`MIN_EXTENT_VOTES`) of their extents, where a band's end is
+    not in view of the ``rows_in_view`` below its edge (its fit window's or the frame's), so that its extent is at least that.
+    """
+    if np.sum(voters) < MIN_EXTENT_VOTES:
+        return np.zeros(extent.shape, bool)
+    typical = np.median(np.where(ends_seen, extent, rows_in_view)[voters])
+    return ends_seen & (extent < MIN_EXTENT_SHARE * typical)
+
+
 def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> dict[str, np.ndarray]:
     """Leading (and, where visible, trailing) edges in a video's :class:`Evidence` (or one profile ``(n, rows)``).
 
@@ -240,6 +263,9 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     good &= (params[:, 1] > 0) & ~candidates.repeats
     quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
+    trail_row = anchors + trailing
+    ends = (trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]) & (trail_row < n_rows - 2) & (trailing_sd < settings.max_row_sd)
+    good &= ~short_bands(np.exp(params[:, 5]), np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below), ends, good)
     lead = {
         "frame": frames[good],
         "row": row[good],
@@ -248,9 +274,7 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
         "amplitude": (polarity * params[:, 1])[good],
         "edge": np.full(good.sum(), "leading"),
     }
-    trail_row = anchors + trailing
-    in_window = trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]
-    seen = good & in_window & (trail_row < n_rows - 2) & (trailing_sd < settings.max_row_sd)
+    seen = good & ends
     trail = {
         "frame": frames[seen],
         "row": trail_row[seen],

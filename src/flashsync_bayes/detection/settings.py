@@ -6,7 +6,7 @@ import dataclasses
 
 #: Bumped whenever detection's cached results (a video's frame times, flicker and edges) would come
 #: out differently or be stored differently: a change of the detector that keeps its settings must bump it.
-EVENTS_FORMAT = 7
+EVENTS_FORMAT = 8
 
 
 @dataclasses.dataclass(frozen=True)
