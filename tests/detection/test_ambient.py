@@ -33,7 +33,8 @@ MARGIN_ROWS = 8
 def rendered_profiles(camera: Camera, flashes: Flashes, scene, n_frames: int, seed: int):
     """``(RowProfiles, pts_ms)`` of ``n_frames`` rendered frames (no codec), as detection computes them."""
     frames = jnp.asarray(np.concatenate(list(render_chunks(camera, flashes, scene, np.arange(n_frames), noise_seed=seed))))
-    rows, _ = profiles.chunk_profiles(frames, profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
+    levels = profiles.LumaLevels.of(0.0, 255.0, camera.transfer)  # rendered frames span 0-255, coded as the camera codes
+    rows, _ = profiles.chunk_profiles(frames, profiles.first_state(frames[0], 16, levels), levels, n_blocks=16, rank=4)
     return profiles.RowProfiles(*(np.asarray(r) for r in rows)), stored_frame_times_ms(camera, np.ones(n_frames, bool))
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flashsync_bayes import detection
+from flashsync_bayes import detection, transfer
 from flashsync_bayes.detection import edge_model, profiles
 from flashsync_bayes.detection.candidates import edge_candidates, returning
 from flashsync_bayes.simulate import Camera, Flashes, camera_flash_light, leading_edges, stored_frame_times_ms
@@ -74,6 +74,22 @@ def test_row_profiles_count_light_above_the_video_black_and_its_white_as_saturat
     frames = jnp.asarray(np.round(video_range).astype(np.uint8))
     rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
     assert np.max(expected - np.asarray(rows.median[0])) > 0.05
+
+
+@pytest.mark.parametrize("name", [transfer.BT709, transfer.HLG])
+def test_row_profiles_measure_light_through_the_video_s_transfer_curve(name):
+    """Cameras store light bent by a transfer curve; profiles undo it, so a flash's change is the light's, not the codes'."""
+    rng = np.random.default_rng(3)
+    light = rng.uniform(0.05, 0.5, size=(40, 64))  # shares of white
+    gain = np.linspace(0.0, 0.8, 40)[:, None]
+    codes = 16.0 + 219.0 * transfer.encode(np.stack([light, light * (1.0 + gain)]), name)
+    frames = jnp.asarray(np.round(codes).astype(np.uint8))
+    changes = {}
+    for levels in (profiles.LumaLevels.of(16.0, 235.0, name), profiles.VIDEO_RANGE):
+        rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16, levels), levels, n_blocks=16, rank=4)
+        changes[levels is profiles.VIDEO_RANGE] = np.asarray(rows.median[0])
+    np.testing.assert_allclose(changes[False], np.log1p(gain[:, 0]), atol=0.03)
+    assert np.max(np.log1p(gain[:, 0]) - changes[True]) > 0.15  # read as linear, the codes understate the light's change
 
 
 #: Sub-rows per row on which :func:`ideal_change` blurs the light: a lens blurs the light on the sensor

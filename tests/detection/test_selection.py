@@ -43,9 +43,10 @@ def test_sortable_keys_order_like_the_floats_and_convert_back(values):
     data=st.data(),
     axis=st.sampled_from([0, -1]),
 )
-def test_sort_equals_jnp_sort_for_numbers(dtype, data, axis):
+def test_sort_orders_numbers_as_numpy_does(dtype, data, axis):
     values = data.draw(hnp.arrays(dtype, SHAPE, elements=st.floats(width=8 * np.dtype(dtype).itemsize, allow_nan=False)))
     got = np.asarray(selection.sort(jnp.asarray(values), axis=axis))
-    expected = np.asarray(jnp.sort(jnp.asarray(values), axis=axis))
+    # NumPy's order: XLA on CPU flushes subnormals to 0 when it compares floats, so jnp.sort may leave 1e-45 before 0
+    expected = np.sort(values, axis=axis)
     np.testing.assert_array_equal(got, expected)  # -0 and +0 compare equal; infinities at the ends
     assert got.dtype == values.dtype

@@ -160,6 +160,17 @@ def test_probe_reads_the_luma_range(pix_fmt, full):
     assert video._parse_probe("x.mp4", text).full_range is full
 
 
+@pytest.mark.parametrize(
+    "pix_fmt, expected",
+    [("yuv420p(progressive)", "bt709"), ("yuv420p(tv, bt709, progressive)", "bt709"),
+     ("yuv420p(tv, bt709/bt709/linear)", "linear"), ("yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67)", "arib-std-b67"),
+     ("yuvj420p(pc, bt470bg/unknown/unknown)", "bt709"), ("gray", "bt709")],
+)  # fmt: skip
+def test_probe_reads_the_transfer_tag(pix_fmt, expected):
+    text = f"Input #0, mov, from 'x.mp4':\n  Duration: 00:00:01.00\n  Stream #0:0: Video: h264 (High), {pix_fmt}, 640x360, 30 fps, 30 tbr\n"
+    assert video._parse_probe("x.mp4", text).transfer == expected
+
+
 # ---------------------------------------------------------------------------------- frame times
 
 

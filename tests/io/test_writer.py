@@ -83,3 +83,12 @@ def test_jittered_timestamps_read_back_as_written(tmp_path, kind, bound_ms):
     with pytest.raises(FlashsyncError, match="jitter"):
         write_video(tmp_path / "w.mp4", [frames], kept, frame_rate=30.0, timestamps="ms", pts_jitter_ms=30.0)
     assert not (tmp_path / "w.mp4").exists()
+
+
+@pytest.mark.parametrize("transfer_name", ["linear", "arib-std-b67"])
+def test_the_transfer_is_tagged_and_read_back(tmp_path, transfer_name):
+    from flashsync_bayes.io.video import probe
+
+    kept = kept_mask(4, [])
+    write_video(tmp_path / "t.mp4", [blank_frames(kept)], kept, frame_rate=30.0, preset="ultrafast", transfer_name=transfer_name)
+    assert probe(tmp_path / "t.mp4").transfer == transfer_name

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from flashsync_bayes.simulate import Camera, Flashes, render_chunks
+from flashsync_bayes.transfer import LINEAR
 
 HEIGHT = 96  # every profile-level camera has this many stored rows, so flash_light compiles once
 WIDTH = 160
@@ -46,6 +49,7 @@ def flash_time_for_edge(camera, sensor_frame, row):
 
 
 def render(camera, flashes, scene, sensor_frames, **kwargs):
-    """Rendered frames as float, ``(n, H, W)``."""
+    """Rendered frames as float, ``(n, H, W)``, in light itself (the camera's transfer curve left out)."""
+    camera = dataclasses.replace(camera, transfer=LINEAR)
     chunks = render_chunks(camera, flashes, scene, sensor_frames, noise_seed=3, **kwargs)
     return np.concatenate(list(chunks)).astype(float)

@@ -7,6 +7,7 @@ import argparse
 from flashsync_bayes import __version__, compile_cache
 from flashsync_bayes.cli import commands
 from flashsync_bayes.methods import METHODS, NUTS
+from flashsync_bayes.transfer import TRANSFERS
 
 PROG = "flashsync"
 PLOT_HELP = (
@@ -119,6 +120,15 @@ def _add_simulate(subcommands) -> None:
     sim.set_defaults(run=commands.simulate)
 
 
+def _add_transfer(parser) -> None:
+    """``--transfer``: how the videos' codes encode light, where their tags do not say it right."""
+    parser.add_argument(
+        "--transfer",
+        choices=TRANSFERS,
+        help="transfer curve of the videos' luma (default: each video's color_trc tag; BT.709 unless tagged linear or HLG)",
+    )
+
+
 def _add_detect(subcommands) -> None:
     """``detect``: the events dataset of each video's flashes."""
     det = subcommands.add_parser(
@@ -130,6 +140,7 @@ def _add_detect(subcommands) -> None:
     det.add_argument("-o", "--output", required=True, help="events file to write (netCDF, .nc)")
     det.add_argument("--plot", action="append", metavar="FILE", help="write the flash chart here (repeatable)")
     det.add_argument("--full-width", action="store_true", help="decode full-width frames (slower)")
+    _add_transfer(det)
     _add_parallel(det)
     _add_cache(det)
     _add_general(det)
@@ -149,6 +160,7 @@ def _add_sync(subcommands) -> None:
     syn.add_argument("--synchronized-dir", metavar="DIR", help="write every video re-timed to the reference's frames")
     syn.add_argument("--preview", metavar="FILE", help="write a montage video of all cameras on the reference clock")
     _add_fit_options(syn)
+    _add_transfer(syn)
     _add_parallel(syn)
     _add_cache(syn)
     _add_general(syn)

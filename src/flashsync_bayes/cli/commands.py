@@ -135,7 +135,7 @@ def detect(args: argparse.Namespace) -> int:
         outputs.check_output_file(option.split()[0], path, args.overwrite)
     outputs.check_distinct(named)
     outputs.check_not_inputs(named, args.videos)
-    settings = DetectorSettings(width=None if args.full_width else DetectorSettings().width)
+    settings = DetectorSettings(width=None if args.full_width else DetectorSettings().width, transfer=args.transfer)
     with parallel_options(args) as parallel:
         cache = _cache_dir(args, args.output)
         events = detect_events(args.videos, settings, cache_dir=cache, progress=progress_wanted(args), **parallel)
@@ -155,12 +155,14 @@ def detect(args: argparse.Namespace) -> int:
 
 def sync(args: argparse.Namespace) -> int:
     """``flashsync sync``: synchronize videos; write the JSON, result, figures and videos asked for; print the table."""
+    from flashsync_bayes.detection import DetectorSettings
     from flashsync_bayes.pipeline import synchronize
 
     check_result_outputs(args, args.videos)
     cache = _cache_dir(args, args.json, args.output, *(args.plot or []), args.preview, args.synchronized_dir)
     with parallel_options(args) as parallel:
-        result = synchronize(args.videos, cache_dir=cache, **fit_options(args), **parallel)
+        settings = DetectorSettings(transfer=args.transfer)
+        result = synchronize(args.videos, settings=settings, cache_dir=cache, **fit_options(args), **parallel)
     write_result_files(result, args, cache_dir=cache)
     write_videos(result, args)
     show(result, args)

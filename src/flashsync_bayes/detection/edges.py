@@ -228,12 +228,12 @@ def short_bands(extent: np.ndarray, rows_in_view: np.ndarray, ends_seen: np.ndar
     """Where a band's fitted ``extent`` (rows, its end in view: ``ends_seen``) is under :data:`MIN_EXTENT_SHARE` of the
     video's typical extent, ``(n,)`` bool.
 
-    Typical: the median over the ``voters`` (at least :data:`MIN_EXTENT_VOTES`) of their extents, where a band's end is
-    not in view of the ``rows_in_view`` below its edge (its fit window's or the frame's), so that its extent is at least that.
+    Typical: the median over the ``voters`` (at least :data:`MIN_EXTENT_VOTES`) of their extents, each at most its
+    ``rows_in_view`` below its edge (its fit window's or the frame's): a band whose end is not in view spans at least those.
     """
     if np.sum(voters) < MIN_EXTENT_VOTES:
         return np.zeros(extent.shape, bool)
-    typical = np.median(np.where(ends_seen, extent, rows_in_view)[voters])
+    typical = np.median(np.minimum(extent, rows_in_view)[voters])
     return ends_seen & (extent < MIN_EXTENT_SHARE * typical)
 
 
@@ -265,7 +265,10 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     trail_row = anchors + trailing
     ends = (trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]) & (trail_row < n_rows - 2) & (trailing_sd < settings.max_row_sd)
-    good &= ~short_bands(np.exp(params[:, 5]), np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below), ends, good)
+    decay, extent = np.exp(params[:, 3]), np.exp(params[:, 5])
+    # a band ends where it was seen to, after its rise (a rise slower than the band, e.g. a step, has no end to judge)
+    band_ends = ends & (3 * decay < extent)
+    good &= ~short_bands(extent, np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below), band_ends, good)
     lead = {
         "frame": frames[good],
         "row": row[good],

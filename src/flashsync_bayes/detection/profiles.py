@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes import transfer
 from flashsync_bayes.detection import selection
 
 #: Half-widths (rows) of the box filters of the step detector: sharp edges, then slow rises.
@@ -43,12 +44,16 @@ def _count_dtype(block: int):
     return jnp.uint16 if block * 255 < 2**16 else jnp.uint32
 
 
-def block_means(frames, n_blocks: int):
+def block_means(frames, n_blocks: int, light=None):
     """Mean luma of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32 (see :func:`column_blocks`).
 
+    With ``light`` (a :func:`light_table`), the mean light above black of 8-bit frames instead, in code steps.
     8-bit frames are summed as integers (exact, and twice as fast as in float32 on CPU).
     """
     blocks = column_blocks(frames, n_blocks)
+    if light is not None:
+        values = jnp.take(jnp.asarray(light), blocks.astype(jnp.int32))
+        return values.sum(axis=-1, dtype=jnp.uint32).astype(jnp.float32) / (blocks.shape[-1] * LIGHT_SCALE)
     if blocks.dtype == jnp.uint8:
         return blocks.sum(axis=-1, dtype=_count_dtype(blocks.shape[-1])).astype(jnp.float32) / blocks.shape[-1]
     return blocks.astype(jnp.float32).mean(axis=-1)
@@ -109,20 +114,40 @@ class RowProfiles(NamedTuple):
     blocks: jax.Array
 
 
+#: Light per 8-bit code is tabulated in 1/LIGHT_SCALE of a code step (integers: block sums stay exact).
+LIGHT_SCALE = 64
+
+
+def light_table(black: float, white: float, transfer_name: str = transfer.LINEAR) -> np.ndarray:
+    """Light above ``black`` of every 8-bit luma code, ``(256,)`` uint16 in 1/:data:`LIGHT_SCALE` code steps:
+    the signal's share of the black-to-white span decoded by the video's transfer
+    (:func:`~flashsync_bayes.transfer.decode`), times that span (so under the linear transfer the code above black)."""
+    span = white - black
+    signal = (np.arange(256) - black) / span
+    return np.round(transfer.decode(signal, transfer_name) * span * LIGHT_SCALE).astype(np.uint16)
+
+
 class LumaLevels(NamedTuple):
-    """8-bit luma codes of black and of full white in a video.
+    """8-bit luma codes of black and of full white in a video, and the light of every code.
 
     Video ("tv", limited) range, which most camera and phone H.264/HEVC carry, puts black at 16 and
     white at 235 (brighter "super-white" codes up to 255 are clipped highlights too); full ("pc",
-    JPEG) range at 0 and 255. Light is proportional to the code above black.
+    JPEG) range at 0 and 255. ``light`` is the :func:`light_table` of the video's transfer: light is
+    proportional to the code above black only for linear video, cameras store it bent (BT.709, HLG).
     """
 
     black: float
     white: float
+    light: np.ndarray
+
+    @classmethod
+    def of(cls, black: float, white: float, transfer_name: str = transfer.LINEAR) -> LumaLevels:
+        """Levels of a video with black and white at these codes and the transfer ``transfer_name``."""
+        return cls(black, white, light_table(black, white, transfer_name))
 
 
-FULL_RANGE = LumaLevels(0.0, 255.0)
-VIDEO_RANGE = LumaLevels(16.0, 235.0)
+FULL_RANGE = LumaLevels.of(0.0, 255.0)
+VIDEO_RANGE = LumaLevels.of(16.0, 235.0)
 #: Pixels above this share of the black-to-white span (250 of 255 in full range) are saturated; a
 #: block with more than :data:`MAX_SATURATED` of them saturated in either frame, or within
 #: :data:`SATURATED_MARGIN` rows of such a block (the soft, blooming border of a bright window),
@@ -132,16 +157,15 @@ MAX_SATURATED = 0.05
 SATURATED_MARGIN = 2
 
 
-def block_log_changes(means, previous_means, black):
+def block_log_changes(means, previous_means):
     """Log ratios ``(n, rows, blocks)`` of the light in block means to that of the frame before.
 
-    ``means`` are block means ``(n, rows, blocks)`` (luma codes); ``previous_means`` ``(rows,
-    blocks)`` are those of the frame before the first one; the light is the code above ``black``.
-    One code is added to both sides so that black blocks stay finite.
+    ``means`` are block means ``(n, rows, blocks)`` of the light above black (code steps, see
+    :class:`LumaLevels`); ``previous_means`` ``(rows, blocks)`` are those of the frame before the
+    first one. One code step is added to both sides so that black blocks stay finite.
     """
-    light = jnp.maximum(means - black, 0.0)
-    before = jnp.concatenate([jnp.maximum(previous_means - black, 0.0)[None], light[:-1]], axis=0)
-    return jnp.log((light + 1.0) / (before + 1.0))
+    before = jnp.concatenate([previous_means[None], means[:-1]], axis=0)
+    return jnp.log((means + 1.0) / (before + 1.0))
 
 
 def saturated_blocks(frames, previous_saturated, n_blocks: int, levels: LumaLevels):
@@ -186,7 +210,7 @@ def first_state(frame, n_blocks: int, levels: LumaLevels = FULL_RANGE) -> BlockS
     """The :class:`BlockState` of a video's first frame ``(rows, width)``, to start with (its changes are then 0)."""
     frames = frame[None]
     no_saturation = jnp.zeros(frames.shape[1:2] + (n_blocks,), bool)
-    return BlockState(block_means(frames, n_blocks)[0], saturated_blocks(frames, no_saturation, n_blocks, levels)[1])
+    return BlockState(block_means(frames, n_blocks, levels.light)[0], saturated_blocks(frames, no_saturation, n_blocks, levels)[1])
 
 
 @partial(jax.jit, static_argnames=("n_blocks", "rank"))
@@ -196,9 +220,9 @@ def chunk_profiles(frames, state: BlockState, levels: LumaLevels = FULL_RANGE, *
     ``state`` is the previous chunk's (or :func:`first_state` for the first chunk); ``levels``
     the video's luma range (:data:`VIDEO_RANGE` for most encoded video).
     """
-    means = block_means(frames, n_blocks)
+    means = block_means(frames, n_blocks, levels.light)
     saturated, last_saturated = saturated_blocks(frames, state.saturated, n_blocks, levels)
-    profiles = row_profiles(block_log_changes(means, state.means, levels.black), saturated, rank)
+    profiles = row_profiles(block_log_changes(means, state.means), saturated, rank)
     return profiles, BlockState(means[-1], last_saturated)
 
 

@@ -70,7 +70,8 @@ def median(values, axis: int = -1, keepdims: bool = False, ignore_nan: bool = Fa
 
 
 def sort(values, axis: int = -1):
-    """Float ``values`` sorted along ``axis`` through their :func:`sortable_keys`: as ``jnp.sort`` (NaNs aside),
+    """Float ``values`` sorted along ``axis`` through their :func:`sortable_keys`: as ``jnp.sort`` (NaNs aside; subnormals
+    in order, as NumPy has them, where XLA on CPU takes them for 0),
     ~5x faster on CPU (an integer sort: 24 instead of 115 ms for 1060 x 720 float32 values)."""
     values = jnp.asarray(values)
     keys = jax.lax.sort(sortable_keys(values), dimension=axis % values.ndim, is_stable=False)

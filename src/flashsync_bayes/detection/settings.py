@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from flashsync_bayes.transfer import check_transfer
+
 #: Bumped whenever detection's cached results (a video's frame times, flicker and edges) would come
 #: out differently or be stored differently: a change of the detector that keeps its settings must bump it.
-EVENTS_FORMAT = 8
+EVENTS_FORMAT = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,9 @@ class DetectorSettings:
             (:func:`~flashsync_bayes.detection.edges.codec_rows`), which joins the edge's sd.
             Both floors may be 0 for raw or lossless video under steady light (:meth:`lossless`); keep them under lamps
             (flicker bands the camera's frame rate freezes bend a band's rise: 0.3 rows RMS without a codec).
+        transfer: how the videos' luma codes encode light (:data:`~flashsync_bayes.transfer.TRANSFERS`), undone
+            before any change is measured; None takes each video's ``color_trc`` tag (BT.709 unless tagged
+            linear or HLG, :func:`~flashsync_bayes.transfer.transfer_of_tag`).
     """
 
     n_blocks: int = 16
@@ -56,6 +61,11 @@ class DetectorSettings:
     max_row_sd: float = 3.0
     row_sd_floor: float = 0.3
     change_sd_floor: float = 0.02
+    transfer: str | None = None
+
+    def __post_init__(self):
+        if self.transfer is not None:
+            check_transfer(self.transfer)
 
     @classmethod
     def lossless(cls, **settings) -> DetectorSettings:

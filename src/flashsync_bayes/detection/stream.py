@@ -100,11 +100,12 @@ def profile_chunks(
     One ffmpeg run gives pixels and times; ``info`` is the video's probe when the caller has it.
     The first frame's changes are 0 (no frame before it was decoded): the video's first frame, or
     with ``start_ms`` (container ms) the first frame stamped at or after it. Luma codes count from
-    the video's black level (:class:`~flashsync_bayes.detection.profiles.LumaLevels`). Closing
+    the video's black level, as light (its transfer undone, :class:`~flashsync_bayes.detection.profiles.LumaLevels`). Closing
     the iterator stops ffmpeg.
     """
     info = info or video.probe(path)
-    levels = profiles.FULL_RANGE if info.full_range else profiles.VIDEO_RANGE
+    black, white, _ = profiles.FULL_RANGE if info.full_range else profiles.VIDEO_RANGE
+    levels = profiles.LumaLevels.of(black, white, settings.transfer or info.transfer)
     width = None if settings.width is None else min(settings.width, info.width)
     luma = video.iter_luma_times(path, chunk_frames=settings.chunk_frames, width=width, info=info, start_ms=start_ms)
     state = None

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from flashsync_bayes import transfer
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io.ffmpeg import ffmpeg_command, last_line, read_exact, run_ffmpeg, stop_process
 from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, check_decoder_end, logged_times_ms
@@ -58,7 +59,9 @@ class VideoInfo(NamedTuple):
     (luma codes span 0-255: "pc"/JPEG range, yuvj and gray formats; otherwise video range, black
     at 16 and white at 235, which is what most camera and phone H.264/HEVC carry and what ffmpeg
     assumes where the file does not say); ``start_ms`` (the container's start time, the origin of
-    ffmpeg's ``-ss`` seeking; NaN when not printed).
+    ffmpeg's ``-ss`` seeking; NaN when not printed); ``transfer`` (how its codes encode light,
+    :func:`~flashsync_bayes.transfer.transfer_of_tag` of its ``color_trc`` tag: BT.709 unless tagged
+    linear or HLG).
     """
 
     path: str
@@ -71,6 +74,7 @@ class VideoInfo(NamedTuple):
     duration_ms: float
     full_range: bool = False
     start_ms: float = float("nan")
+    transfer: str = transfer.BT709
 
 
 def check_file(path) -> str:
@@ -140,6 +144,20 @@ def _full_range(desc: str) -> bool:
     return re.search(r"\b(?:yuvj\w*|gray\w*|\w+\((?:pc|jpeg)\b)", desc) is not None
 
 
+def _transfer_tag(desc: str) -> str | None:
+    """The ``color_trc`` tag in a stream summary's pixel format, e.g. ``yuv420p(tv, bt709, progressive)`` (one name
+    where matrix, primaries and transfer agree) or ``yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67)``; None if untagged."""
+    fmt = re.search(r"\b\w+\(([^()]*)\)", desc)
+    if fmt is None:
+        return None
+    for field in (f.strip() for f in fmt.group(1).split(",")):
+        if "/" in field:
+            return field.split("/")[-1]
+        if field in (transfer.BT709, transfer.LINEAR, transfer.HLG):
+            return field
+    return None
+
+
 def _parse_probe(path: str, text: str) -> VideoInfo:
     """``VideoInfo`` from the stderr of ``ffmpeg -i FILE``."""
     if "Input #0" not in text:
@@ -163,6 +181,7 @@ def _parse_probe(path: str, text: str) -> VideoInfo:
         duration_ms=_duration_ms(text),
         full_range=_full_range(desc),
         start_ms=_start_ms(text),
+        transfer=transfer.transfer_of_tag(_transfer_tag(desc)),
     )
 
 

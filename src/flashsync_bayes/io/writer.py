@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from flashsync_bayes import transfer
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.io.ffmpeg import check_ffmpeg, close_encoder, ffmpeg_command, log_last_line
 from flashsync_bayes.io.files import atomic_write
@@ -26,7 +27,7 @@ from flashsync_bayes.io.video import frame_ticks
 
 
 class _Encoding(NamedTuple):
-    """How one file is encoded: exact rate, timescale (ticks per s), x264 settings, progress bar."""
+    """How one file is encoded: exact rate, timescale (ticks per s), x264 settings, progress bar, transfer tag."""
 
     rate: Fraction
     timescale: int
@@ -34,6 +35,7 @@ class _Encoding(NamedTuple):
     preset: str
     progress: bool
     description: str | None
+    transfer_name: str
 
 
 class _Timestamps(NamedTuple):
@@ -131,6 +133,7 @@ def write_video(
     pts_jitter_ms: float = 0.0,
     pts_jitter: str = "uniform",
     jitter_seed: int = 0,
+    transfer_name: str = transfer.BT709,
 ) -> np.ndarray:
     """Encode stored frames as H.264 mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
 
@@ -143,7 +146,8 @@ def write_video(
     ``pts_jitter_ms > 0`` each pts first gets a random offset (``pts_jitter``, seeded by
     ``jitter_seed``; see :func:`~flashsync_bayes.io.timestamps.jittered_ticks`). Dropped frames
     leave gaps (variable frame rate). ``rotation_deg`` is written as display-matrix metadata only;
-    frames stay in sensor order. The file appears atomically and only if its timestamps read back
+    frames stay in sensor order. ``transfer_name`` says how the frames' codes encode light; it is tagged in the
+    file (``color_trc``), not applied. The file appears atomically and only if its timestamps read back
     within half a tick of the intended times; what was read back is returned.
     """
     path = os.fspath(path)
@@ -152,7 +156,7 @@ def write_video(
     rate = video_rate(frame_rate)
     timescale = container_timescale(rate, timestamps)
     intended = _timestamps(kept, frame_rate, rate, timescale, pts_jitter_ms, pts_jitter, jitter_seed)
-    encoding = _Encoding(rate, timescale, int(crf), preset, progress, description)
+    encoding = _Encoding(rate, timescale, int(crf), preset, progress, description, transfer.check_transfer(transfer_name))
     written = []  # the ticks read back from the finished file
 
     def write(tmp_path: str) -> None:
@@ -171,7 +175,8 @@ def _write_file(
         encoded = os.path.join(work, "encoded.mp4") if rotation_deg else tmp_path
         script = os.path.join(work, "filter.txt")
         with open(script, "w") as handle:
-            handle.write(intended.script)
+            # the transfer tag rides on the frames (an encoder's -color_trc yields to the frames' own, unset)
+            handle.write(f"{intended.script},setparams=color_trc={encoding.transfer_name}")
         _encode(encoded, frame_chunks, kept_index, encoding, script, intended.encoder_options)
         if rotation_deg:
             rotate = ["-display_rotation", str(rotation_deg), "-i", encoded, "-c", "copy"]

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.transfer import BT709, check_transfer
 
 
 def default_total_rows(height: int) -> int:
@@ -34,6 +35,8 @@ class Camera:
         drop_probability: chance that a frame is dropped (never the first).
         noise_sigma: sensor noise standard deviation (grey levels).
         rotated: write 180-degree rotation metadata (frames stay in sensor order).
+        transfer: how the stored codes encode light (:data:`~flashsync_bayes.transfer.TRANSFERS`, tagged in the
+            file): BT.709 as cameras and phones record, ``linear`` for light itself.
     """
 
     width: int = 640
@@ -46,8 +49,10 @@ class Camera:
     drop_probability: float = 0.0
     noise_sigma: float = 2.0
     rotated: bool = False
+    transfer: str = BT709
 
     def __post_init__(self):
+        check_transfer(self.transfer)
         if self.total_rows is None:
             object.__setattr__(self, "total_rows", default_total_rows(self.height))
         if self.width < 2 or self.height < 2:

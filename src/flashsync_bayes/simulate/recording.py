@@ -142,6 +142,7 @@ def _record_camera(take: _Take, flashes: Flashes, scene: Scene, options: dict) -
         rotation_deg=180 if camera.rotated else 0,
         description=take.name,
         jitter_seed=take.jitter_seed,
+        transfer_name=camera.transfer,
         **options,
     )
     return camera_truth(

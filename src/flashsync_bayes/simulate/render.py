@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes import transfer
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.simulate.camera import Camera, Flashes
 from flashsync_bayes.simulate.lighting import Lighting, ambient_light, exposure_gains, scene_lighting
@@ -183,12 +184,13 @@ def _scene_albedo(model: FrameModel, time_s):
     return albedo, window
 
 
-def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: int):
+def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: int, transfer_name: str = transfer.LINEAR):
     """Grey frames of the given sensor frame indices, ``(n_frames, height, width)`` uint8.
 
     Pure JAX (jit with ``window`` static; :func:`render_chunks` does). A pixel is
     ``gain_k * albedo(x, y, t_row) * (ambient(row) + flash light of its row * column gain(x)) +
-    noise``, clipped to 0..255, where ``t_row`` is the reference time of the middle of the row's
+    noise``, clipped to 0..255 (light in grey levels, encoded by ``transfer_name`` as a camera stores it, with white at
+    255, before the noise is added), where ``t_row`` is the reference time of the middle of the row's
     exposure, ``ambient(row)`` integrates the lamps' flicker over the row's exposure window
     (:func:`ambient_light`) and ``gain`` ``(n_frames,)`` holds each frame's sensor gain
     (:func:`exposure_gains`). Where the window shows, the pixel is ``gain_k * window_luminance +
@@ -215,11 +217,12 @@ def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: i
         return jax.random.normal(jax.random.fold_in(noise_key, k), (n_rows, n_cols), dtype=jnp.float32)
 
     noise = jax.vmap(frame_noise)(sensor_frame)
-    pixel = signal + jnp.float32(model.noise_sigma) * noise
+    coded = 255.0 * transfer.encode(signal / 255.0, transfer_name, xp=jnp)
+    pixel = coded + jnp.float32(model.noise_sigma) * noise
     return jnp.clip(jnp.round(pixel), 0, 255).astype(jnp.uint8)
 
 
-_render_frames_jit = jax.jit(render_frames, static_argnames=("window",))
+_render_frames_jit = jax.jit(render_frames, static_argnames=("window", "transfer_name"))
 
 
 def default_chunk_frames(width: int, height: int) -> int:
@@ -263,7 +266,9 @@ def render_chunks(
     def dispatch(i):
         part = sensor_frames[i * chunk : (i + 1) * chunk]
         padded = np.concatenate([part, np.full(chunk - part.size, part[-1])])
-        frames = _render_frames_jit(model, key, jnp.asarray(padded), jnp.asarray(gains[padded]), window=window)
+        frames = _render_frames_jit(
+            model, key, jnp.asarray(padded), jnp.asarray(gains[padded]), window=window, transfer_name=camera.transfer
+        )
         return part.size, frames
 
     pending = dispatch(0)

@@ -76,6 +76,7 @@ def camera_truth(
         "time_per_row_ms": camera.time_per_row_ms,
         "rotation_deg": 180 if camera.rotated else 0,
         "noise_sigma": camera.noise_sigma,
+        "transfer": camera.transfer,
         "drop_probability": camera.drop_probability,
         **extra,
         "timebase": f"1/{timescale}",
