@@ -224,9 +224,9 @@ MIN_EXTENT_SHARE = 0.5
 MIN_EXTENT_VOTES = 3
 
 
-def short_bands(extent: np.ndarray, rows_in_view: np.ndarray, ends_seen: np.ndarray, voters: np.ndarray) -> np.ndarray:
-    """Where a band's fitted ``extent`` (rows, its end in view: ``ends_seen``) is under :data:`MIN_EXTENT_SHARE` of the
-    video's typical extent, ``(n,)`` bool.
+def short_bands(extent: np.ndarray, extent_sd: np.ndarray, rows_in_view: np.ndarray, ends_seen: np.ndarray, voters: np.ndarray) -> np.ndarray:
+    """Where a band's fitted ``extent`` (rows, its end in view: ``ends_seen``) is clearly under :data:`MIN_EXTENT_SHARE` of
+    the video's typical extent (by two ``extent_sd``), ``(n,)`` bool.
 
     Typical: the median over the ``voters`` (at least :data:`MIN_EXTENT_VOTES`) of their extents, each at most its
     ``rows_in_view`` below its edge (its fit window's or the frame's): a band whose end is not in view spans at least those.
@@ -234,7 +234,7 @@ def short_bands(extent: np.ndarray, rows_in_view: np.ndarray, ends_seen: np.ndar
     if np.sum(voters) < MIN_EXTENT_VOTES:
         return np.zeros(extent.shape, bool)
     typical = np.median(np.minimum(extent, rows_in_view)[voters])
-    return ends_seen & (extent < MIN_EXTENT_SHARE * typical)
+    return ends_seen & (extent + 2.0 * extent_sd < MIN_EXTENT_SHARE * typical)
 
 
 def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> dict[str, np.ndarray]:
@@ -264,11 +264,11 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     trail_row = anchors + trailing
-    ends = (trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]) & (trail_row < n_rows - 2) & (trailing_sd < settings.max_row_sd)
+    ends = (trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]) & (trail_row < n_rows - 2)
     decay, extent = np.exp(params[:, 3]), np.exp(params[:, 5])
     # a band ends where it was seen to, after its rise (a rise slower than the band, e.g. a step, has no end to judge)
-    band_ends = ends & (3 * decay < extent)
-    good &= ~short_bands(extent, np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below), band_ends, good)
+    rows_in_view = np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below)
+    good &= ~short_bands(extent, trailing_sd, rows_in_view, ends & (3 * decay < extent), good)
     lead = {
         "frame": frames[good],
         "row": row[good],
@@ -277,7 +277,7 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
         "amplitude": (polarity * params[:, 1])[good],
         "edge": np.full(good.sum(), "leading"),
     }
-    seen = good & ends
+    seen = good & ends & (trailing_sd < settings.max_row_sd)
     trail = {
         "frame": frames[seen],
         "row": trail_row[seen],
