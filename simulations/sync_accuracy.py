@@ -32,7 +32,7 @@ from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference import METHODS, NUTS
 from flashsync_bayes.matching import match_events
-from flashsync_bayes.pipeline import fit
+from flashsync_bayes.pipeline import fit, linked_cameras
 from flashsync_bayes.simulate import SCENE_PRESETS, random_setup, scene_preset, simulate_recording
 
 #: (width, height, frame rate) of the simulated cameras; the last one is rotated.
@@ -67,10 +67,13 @@ def simulate(outdir: str, seed: int, args) -> dict:
 
 
 def evaluate(result, truth: dict) -> dict:
-    """Errors, posterior sds and 90 % coverage (ms) over every stored frame x :data:`N_ROWS` rows of every camera."""
+    """Errors, posterior sds and 90 % coverage (ms) over every stored frame x :data:`N_ROWS` rows of every camera
+    synchronized (matching may leave cameras out, as ``flashsync sync`` does)."""
     reference = result.reference
     errors, sds, covered = [], [], []
     for name, camera in truth["cameras"].items():
+        if name not in result.cameras:
+            continue
         pts = np.asarray(camera["pts_ms"])
         rows = np.linspace(0.0, camera["height"] - 1.0, N_ROWS)
         p, r = (a.ravel() for a in np.meshgrid(pts, rows, indexing="ij"))
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    matched = match_events(events)
+                    matched = linked_cameras(match_events(events))
                 except FlashsyncError as error:
                     print(f"seed {seed}: matching failed: {error}", flush=True)
                     continue
@@ -142,7 +145,8 @@ def main(argv=None) -> int:
                 f"seed {seed}: simulated and detected in {time.perf_counter() - started:.0f} s; "
                 f"{int(leading.sum())} leading edges, {int((matched['flash'].values >= 0).sum())} matched to "
                 f"{matched.attrs['n_flashes']} flashes (truth: {len(truth['flashes_ms'])}); "
-                f"dropped frames {[len(c['dropped_sensor_frames']) for c in truth['cameras'].values()]}",
+                f"dropped frames {[len(c['dropped_sensor_frames']) for c in truth['cameras'].values()]}"
+                + "".join(f"; {name} left out" for name in names if name not in set(map(str, matched["camera"].values))),
                 flush=True,
             )
             for warning in caught:
