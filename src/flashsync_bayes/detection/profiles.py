@@ -44,19 +44,19 @@ def _count_dtype(block: int):
     return jnp.uint16 if block * 255 < 2**16 else jnp.uint32
 
 
-def block_means(frames, n_blocks: int, light=None):
-    """Mean luma of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32 (see :func:`column_blocks`).
+def block_means(frames, n_blocks: int, light):
+    """Mean light above black of each row in each of ``n_blocks`` column blocks, ``(n, rows, n_blocks)`` float32 in code
+    steps (see :func:`column_blocks`); ``light`` is the video's :func:`light_table`.
 
-    With ``light`` (a :func:`light_table`), the mean light above black of 8-bit frames instead, in code steps.
-    8-bit frames are summed as integers (exact, and twice as fast as in float32 on CPU).
+    8-bit frames are looked up and summed as integers (exact, and twice as fast as in float32 on CPU); other
+    frames hold codes as floats, interpolated in the table.
     """
     blocks = column_blocks(frames, n_blocks)
-    if light is not None:
+    if blocks.dtype == jnp.uint8:
         values = jnp.take(jnp.asarray(light), blocks.astype(jnp.int32))
         return values.sum(axis=-1, dtype=jnp.uint32).astype(jnp.float32) / (blocks.shape[-1] * LIGHT_SCALE)
-    if blocks.dtype == jnp.uint8:
-        return blocks.sum(axis=-1, dtype=_count_dtype(blocks.shape[-1])).astype(jnp.float32) / blocks.shape[-1]
-    return blocks.astype(jnp.float32).mean(axis=-1)
+    codes = jnp.arange(light.shape[0], dtype=jnp.float32)
+    return jnp.interp(blocks.astype(jnp.float32), codes, jnp.asarray(light, jnp.float32)).mean(axis=-1) / LIGHT_SCALE
 
 
 def merge_exchange_pairs(n: int) -> list[tuple[int, int]]:
