@@ -1,4 +1,4 @@
-"""Transfer characteristics: how a video's signal encodes light, and back (pure NumPy functions).
+"""Transfer characteristics: how a video's signal encodes light, and back (pure functions, NumPy or jax.numpy).
 
 Cameras do not store light: they store a signal ``V = OETF(L)`` that rises about like ``L^0.45``
 (ITU-R BT.709; phones' SDR video is tagged so, sRGB is close), or the HLG curve of HDR video

@@ -140,6 +140,12 @@ def _fit(
     return edge_model.EdgeFit(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
+def band_shape(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(edge, decay, blur, extent)`` ``(n,)`` in rows from edge-model params ``(n, N_EDGE_PARAMS)``
+    (:func:`~flashsync_bayes.detection.edge_model.edge_model`: the last three are fitted as logs)."""
+    return params[:, 2], np.exp(params[:, 3]), np.exp(params[:, 4]), np.exp(params[:, 5])
+
+
 def codec_rows(params: np.ndarray, change_sd: float) -> np.ndarray:
     """Rows ``(n,)`` by which an error of ``change_sd`` (relative change) in the rows of a rise moves its edge.
 
@@ -148,7 +154,8 @@ def codec_rows(params: np.ndarray, change_sd: float) -> np.ndarray:
     missing: a lossy codec's quantizer drops small changes, so the foot of a slow or weak rise is
     lost and the whole ramp sits lower, which moves its edge ``change_sd * rows / G``.
     """
-    decay, blur, gain = np.exp(params[:, 3]), np.exp(params[:, 4]), np.abs(params[:, 1])
+    _, decay, blur, _ = band_shape(params)
+    gain = np.abs(params[:, 1])
     return change_sd * np.sqrt(decay**2 + 2 * np.pi * blur**2) / np.maximum(gain, 1e-12)
 
 
@@ -162,7 +169,7 @@ MAX_TILT = 1.0
 
 def _plateau_rows(params: np.ndarray) -> np.ndarray:
     """Rows ``(n,)`` of each fitted band's plateau inside its fit window: from its rise's end to the window's or band's end."""
-    edge, decay, blur, extent = params[:, 2], np.exp(params[:, 3]), np.exp(params[:, 4]), np.exp(params[:, 5])
+    edge, decay, blur, extent = band_shape(params)
     return np.minimum(edge_model.FIT_ROWS_BELOW - edge, extent - 3 * blur) - 3 * (decay + blur)
 
 
@@ -197,9 +204,10 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     fit, blur_rows = free, None
     pool = pool & (free.edge_sd < POOL_MAX_SD)
     if np.sum(pool) >= 3:
-        low, mid, high = np.quantile(np.exp(free.params[:, 4][pool]), BLUR_QUANTILES)
+        low, mid, high = np.quantile(band_shape(free.params)[2][pool], BLUR_QUANTILES)
         # from the free fit and afresh: a free fit may sit where the fixed blur cannot leave (see fit_edges)
-        fit, blur_rows = _fit(windows, weights, np.full(n, mid), free.params, WARM_ITERATIONS, fresh_starts=True), np.full(n, mid)
+        blur_rows = np.full(n, mid)
+        fit = _fit(windows, weights, blur_rows, free.params, WARM_ITERATIONS, fresh_starts=True)
         others = [_fit(windows, weights, np.full(n, blur), fit.params, WARM_ITERATIONS) for blur in (low, high)]
         spread = np.std([f.params[:, 2] for f in (others[0], fit, others[1])], axis=0)
     tilted = _fit(windows, weights, blur_rows, fit.params, WARM_ITERATIONS, tilted=np.ones(n))
@@ -265,9 +273,9 @@ def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[s
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     trail_row = anchors + trailing
     ends = (trailing < edge_model.FIT_ROWS_BELOW - 2 * STEP_HALF_WIDTHS[0]) & (trail_row < n_rows - 2)
-    decay, extent = np.exp(params[:, 3]), np.exp(params[:, 5])
+    edge, decay, _, extent = band_shape(params)
     # a band ends where it was seen to, after its rise (a rise slower than the band, e.g. a step, has no end to judge)
-    rows_in_view = np.minimum(edge_model.FIT_ROWS_BELOW - params[:, 2], below)
+    rows_in_view = np.minimum(edge_model.FIT_ROWS_BELOW - edge, below)
     good &= ~short_bands(extent, trailing_sd, rows_in_view, ends & (3 * decay < extent), good)
     lead = {
         "frame": frames[good],

@@ -153,7 +153,7 @@ def _transfer_tag(desc: str) -> str | None:
     for field in (f.strip() for f in fmt.group(1).split(",")):
         if "/" in field:
             return field.split("/")[-1]
-        if field in (transfer.BT709, transfer.LINEAR, transfer.HLG):
+        if field in transfer.TRANSFERS:
             return field
     return None
 
