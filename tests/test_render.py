@@ -15,6 +15,7 @@ import xarray as xr
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.idata import InferenceData
+from flashsync_bayes.io.ffmpeg import run_ffmpeg
 from flashsync_bayes.io.frames import iter_rgb, write_rgb_video
 from flashsync_bayes.io.video import frame_times_ms, probe
 from flashsync_bayes.render import (
@@ -336,6 +337,8 @@ def test_outputs_are_never_replaced_without_overwrite(recording, synchronized, t
     out = tmp_path / "one.mp4"
     assert write_rgb_video(out, [np.zeros((5, 7, 3), np.uint8)] * 3, frame_rate=30000 / 1001) == 3
     assert (probe(out).width, probe(out).height) == (8, 6)  # odd sizes padded for yuv420p
+    # tagged BT.709 on the frames themselves: ffmpeg prints one name where matrix, primaries and transfer agree
+    assert "yuv420p(tv, bt709," in run_ffmpeg(["-i", str(out)]).stderr
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
 
 

@@ -27,9 +27,12 @@ from flashsync_bayes.io.showinfo import SHOWINFO, PtsLog, check_decoder_end
 from flashsync_bayes.io.timestamps import video_rate, video_timescale
 from flashsync_bayes.io.video import VIDEO_STREAM, VideoInfo, probe, seek_seconds
 
-#: Colour handling of written videos: RGB converted with the BT.709 matrix to video range, and tagged so.
-COLOUR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
-ENCODE_FILTER = "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+#: Colour handling of written videos: RGB converted with the BT.709 matrix to video range, and tagged so on
+#: the frames (``setparams``: encoder options such as ``-color_trc`` yield to the frames' own, unset tags).
+ENCODE_FILTER = (
+    "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+)
 
 
 
@@ -116,7 +119,7 @@ def _encoder_command(path: str, width: int, height: int, rate: Fraction, crf: in
         "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
         "-framerate", f"{rate.numerator}/{rate.denominator}", *rotate, "-noautorotate", "-i", "pipe:0",
-        "-vf", ENCODE_FILTER, "-fps_mode", "passthrough", *COLOUR_TAGS,
+        "-vf", ENCODE_FILTER, "-fps_mode", "passthrough",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
         "-video_track_timescale", str(video_timescale(rate)), "-f", "mp4", path,
     )  # fmt: skip
