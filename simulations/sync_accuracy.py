@@ -10,7 +10,7 @@ per seed and method: error RMS and max (ms), mean and largest posterior sd (ms),
 |error| / sd, the share of points whose 90 % interval holds the truth, and the fit time.
 
 Run: ``python simulations/sync_accuracy.py [--seeds 0 1] [--duration 10] [--flashes 10]
-[--crf 23] [--scene indoor_50hz] [--timestamps quicktime] [--frame-rate 29.97] [--outdir DIR] [--reuse]``.
+[--crf 23] [--codec hevc] [--scene indoor_50hz] [--timestamps quicktime] [--frame-rate 29.97] [--outdir DIR] [--reuse]``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from flashsync_bayes.detection import detect_events
 from flashsync_bayes.diagnostics import problems
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference import METHODS, NUTS
+from flashsync_bayes.io.writer import CODECS
 from flashsync_bayes.matching import match_events
 from flashsync_bayes.pipeline import fit, linked_cameras
 from flashsync_bayes.simulate import SCENE_PRESETS, random_setup, scene_preset, simulate_recording
@@ -61,7 +62,7 @@ def simulate(outdir: str, seed: int, args) -> dict:
     sized = []
     for camera, (width, height, _) in zip(cameras, CAMERAS):
         total_rows = int(round(camera.total_rows * height / camera.height))
-        sized.append(dataclasses.replace(camera, width=width, height=height, total_rows=total_rows))
+        sized.append(dataclasses.replace(camera, width=width, height=height, total_rows=total_rows, codec=args.codec))
     return simulate_recording(outdir, sized, flashes, args.duration, seed, crf=args.crf, overwrite=True, progress=False,
                               scene=scene_preset(args.scene, seed=seed), timestamps=args.timestamps)  # fmt: skip
 
@@ -108,7 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flashes", type=int, default=10, help="flashes per recording")
     parser.add_argument("--drop-probability", type=float, default=0.01, help="chance a frame is dropped")
     parser.add_argument("--max-drift-ppm", type=float, default=100.0, help="largest clock drift (ppm)")
-    parser.add_argument("--crf", type=int, default=23, help="x264 CRF (0-51)")
+    parser.add_argument("--crf", type=int, default=23, help="the encoder's CRF (0-51)")
+    parser.add_argument("--codec", default=CODECS[0], choices=CODECS, help="h264 (x264, 8 bits) or hevc (x265, 10 bits)")
     parser.add_argument("--scene", default="clean", choices=sorted(SCENE_PRESETS), help="scene preset (lighting)")
     parser.add_argument("--timestamps", default="exact", choices=["exact", "quicktime", "ms"], help="container timestamps")
     parser.add_argument("--frame-rate", type=float, help="one frame rate for all cameras (phones; default: mixed)")
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
     cameras = ", ".join(f"{w}x{h}@{args.frame_rate or r:g}" for w, h, r in CAMERAS)
     print(
         f"cameras {cameras} (last rotated), {args.duration:g} s, {args.flashes} flashes, "
-        f"drop {args.drop_probability}, CRF {args.crf}, scene {args.scene}, timestamps {args.timestamps}",
+        f"drop {args.drop_probability}, {args.codec} CRF {args.crf}, scene {args.scene}, timestamps {args.timestamps}",
         flush=True,
     )
     rows = []

@@ -92,3 +92,20 @@ def test_the_transfer_is_tagged_and_read_back(tmp_path, transfer_name):
     kept = kept_mask(4, [])
     write_video(tmp_path / "t.mp4", [blank_frames(kept)], kept, frame_rate=30.0, preset="ultrafast", transfer_name=transfer_name)
     assert probe(tmp_path / "t.mp4").transfer == transfer_name
+
+
+def test_hevc_is_written_in_10_bits_as_phones_record_with_its_drops_and_timestamps(tmp_path):
+    from flashsync_bayes.io.ffmpeg import run_ffmpeg
+    from flashsync_bayes.io.video import probe
+
+    kept = kept_mask(40, [5, 6, 21])
+    frames = np.random.default_rng(1).integers(16, 236, (int(kept.sum()), 72, 128), dtype=np.uint8)  # x265 fails below ~64 rows
+    path = tmp_path / "phone.mp4"
+    pts_ms, decoded_ms, _ = write_and_decode(path, [frames], kept, frame_rate=30.0, timestamps="quicktime", codec="hevc")
+    assert probe(path).codec == "hevc" and "yuv420p10le" in run_ffmpeg(["-i", str(path)]).stderr
+    assert decoded_ms.size == kept.sum() and pts_ms == pytest.approx(decoded_ms, abs=1e-9)
+    assert pts_ms == pytest.approx(np.flatnonzero(kept) * 1000 / 30, abs=1000 / 600 / 2)
+    luma, _, _ = decode(path)  # 8-bit luma of the 10-bit file: the frames' codes, up to the encoder's loss
+    assert np.mean(np.abs(luma.astype(float) - frames)) < 12.0
+    with pytest.raises(FlashsyncError, match="codec must be one of h264, hevc"):
+        write_video(tmp_path / "x.mp4", [frames], kept, frame_rate=30.0, codec="vp9")

@@ -80,6 +80,7 @@ def test_rotation_metadata_only_when_asked_and_frames_in_sensor_order(recording)
     outdir, truth = recording
     assert rotation_line(outdir / "cam0.mp4") is None
     assert abs(rotation_line(outdir / "cam1.mp4")) == 180
+    assert {camera["codec"] for camera in truth["cameras"].values()} == {"h264"}
     camera = CAMERAS[1]
     noise_seed = truth["cameras"]["cam1.mp4"]["noise_seed"]
     rendered = next(render_chunks(camera, FLASHES, Scene(seed=11), [0], noise_seed=noise_seed))[0].astype(float)
@@ -186,6 +187,8 @@ def test_bad_input_raises_flashsync_error(tmp_path):
         random_setup(2, 1.0, 100, seed=0)
     with pytest.raises(FlashsyncError):
         Scene(ambient_variation=1.5)
+    with pytest.raises(FlashsyncError, match="codec must be one of h264, hevc"):
+        Camera(codec="vp9")
     assert list(tmp_path.iterdir()) == []  # failures leave no files behind
 
 
@@ -249,8 +252,10 @@ def test_cli_simulate_writes_files_and_reports_errors_in_one_line(tmp_path, caps
     truth = json.loads((outdir / "truth.json").read_text())
     assert len(truth["flashes_ms"]) == 3 and truth["cameras"]["cam1.mp4"]["rotation_deg"] == 180
     assert abs(rotation_line(outdir / "cam1.mp4")) == 180
+    assert {camera["codec"] for camera in truth["cameras"].values()} == {"h264"}
 
-    for bad in (argv, argv[:-1] + ["--crf", "99"], ["simulate", "--duration", "x", "--outdir", "d"], []):
+    bad_codec = argv[:-1] + ["--codec", "vp9"]
+    for bad in (argv, argv[:-1] + ["--crf", "99"], bad_codec, ["simulate", "--duration", "x", "--outdir", "d"], []):
         assert main(bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("flashsync: error: ") and err.count("\n") == 1, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -106,6 +107,7 @@ def simulate(args: argparse.Namespace) -> int:
         args.cameras, args.duration, args.flashes, args.seed, width=args.width, height=args.height,
         frame_rate=args.frame_rate, drop_probability=args.drop_probability, rotate_last=args.rotate_last,
     )  # fmt: skip
+    cameras = [dataclasses.replace(camera, codec=args.codec) for camera in cameras]
     truth = simulate_recording(
         args.outdir, cameras, flashes, args.duration, args.seed, crf=args.crf,
         scene=scene_preset(args.scene, seed=args.seed), overwrite=args.overwrite,
@@ -117,7 +119,7 @@ def simulate(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("stored", "hidden", "dropped", "outside") if s in statuses)
         rotation = f", rotation {cam['rotation_deg']}" if cam["rotation_deg"] else ""
         print(
-            f"  {name}: {cam['width']}x{cam['height']} @ {cam['frame_rate']} fps, {cam['n_frames']} frames "
+            f"  {name}: {cam['width']}x{cam['height']} @ {cam['frame_rate']} fps {cam['codec']}, {cam['n_frames']} frames "
             f"({len(cam['dropped_sensor_frames'])} dropped), drift {cam['drift_ppm']:+.1f} ppm, "
             f"shift {cam['shift_ms']:+.3f} ms, {cam['total_rows']} total rows{rotation}; edges: {counts or 'none'}"
         )

@@ -1,4 +1,4 @@
-"""Writing grey frames as H.264 mp4 through ffmpeg, with exact per-frame timestamps read back as truth.
+"""Writing grey frames as H.264 or HEVC mp4 through ffmpeg, with exact per-frame timestamps read back as truth.
 
 Every sensor frame is piped into ffmpeg (zeros for dropped ones); a filter script drops them and,
 with jitter, sets each stored frame's pts, so dropped frames leave gaps (variable frame rate).
@@ -25,12 +25,29 @@ from flashsync_bayes.io.files import atomic_write
 from flashsync_bayes.io.timestamps import container_timescale, jittered_ticks, video_rate
 from flashsync_bayes.io.video import frame_ticks
 
+#: The codecs a simulated camera can record with, and ffmpeg's encoder options for each: H.264 (x264, 8 bits)
+#: as most cameras write it, and HEVC (x265, 10 bits) as phones do.
+CODEC_OPTIONS = {
+    "h264": ["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    "hevc": ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error", "-tag:v", "hvc1"],
+}
+#: Every codec of :data:`CODEC_OPTIONS`, the default first.
+CODECS = tuple(CODEC_OPTIONS)
+
+
+def check_codec(codec) -> str:
+    """``codec`` if it is one of :data:`CODECS`, else FlashsyncError."""
+    if codec not in CODEC_OPTIONS:
+        raise FlashsyncError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    return codec
+
 
 class _Encoding(NamedTuple):
-    """How one file is encoded: exact rate, timescale (ticks per s), x264 settings, progress bar, transfer tag."""
+    """How one file is encoded: exact rate, timescale (ticks per s), codec and its settings, progress bar, transfer tag."""
 
     rate: Fraction
     timescale: int
+    codec: str
     crf: int
     preset: str
     progress: bool
@@ -84,7 +101,7 @@ def _dropped_expression(dropped: np.ndarray) -> str:
 
 
 def check_crf(crf) -> None:
-    """FlashsyncError unless ``crf`` (x264 constant rate factor) is an integer in [0, 51]."""
+    """FlashsyncError unless ``crf`` (the encoder's constant rate factor) is an integer in [0, 51]."""
     if not (isinstance(crf, (int, np.integer)) and 0 <= crf <= 51):
         raise FlashsyncError(f"crf must be an integer in [0, 51], got {crf!r}")
 
@@ -134,8 +151,9 @@ def write_video(
     pts_jitter: str = "uniform",
     jitter_seed: int = 0,
     transfer_name: str = transfer.BT709,
+    codec: str = "h264",
 ) -> np.ndarray:
-    """Encode stored frames as H.264 mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
+    """Encode stored frames as H.264 or HEVC mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
 
     ``frame_chunks`` yields uint8 arrays ``(n, height, width)`` holding the stored frames in order;
     ``kept`` is the boolean mask over sensor frames (the first must be kept). Sensor frame ``k``
@@ -147,8 +165,10 @@ def write_video(
     ``jitter_seed``; see :func:`~flashsync_bayes.io.timestamps.jittered_ticks`). Dropped frames
     leave gaps (variable frame rate). ``rotation_deg`` is written as display-matrix metadata only;
     frames stay in sensor order. ``transfer_name`` says how the frames' codes encode light; it is tagged in the
-    file (``color_trc``), not applied. The file appears atomically and only if its timestamps read back
-    within half a tick of the intended times; what was read back is returned.
+    file (``color_trc``), not applied. ``codec`` is one of :data:`CODECS` ("h264": x264, 8 bits; "hevc": x265,
+    10 bits as phones record), ``crf`` and ``preset`` on that encoder's own scale (x265's CRF 28 looks about like
+    x264's 23). The file appears atomically and only if its timestamps read back within half a tick of the
+    intended times; what was read back is returned.
     """
     path = os.fspath(path)
     kept = np.asarray(kept, dtype=bool)
@@ -156,7 +176,8 @@ def write_video(
     rate = video_rate(frame_rate)
     timescale = container_timescale(rate, timestamps)
     intended = _timestamps(kept, frame_rate, rate, timescale, pts_jitter_ms, pts_jitter, jitter_seed)
-    encoding = _Encoding(rate, timescale, int(crf), preset, progress, description, transfer.check_transfer(transfer_name))
+    checked = (check_codec(codec), int(crf), preset, progress, description, transfer.check_transfer(transfer_name))
+    encoding = _Encoding(rate, timescale, *checked)
     written = []  # the ticks read back from the finished file
 
     def write(tmp_path: str) -> None:
@@ -217,7 +238,7 @@ def _stored_frames(frame_chunks: Iterable[np.ndarray], kept_index: np.ndarray) -
         if size is None:
             size = chunk.shape[1:]
             if size[0] % 2 or size[1] % 2:
-                raise FlashsyncError(f"H.264 yuv420p needs even frame sizes, got {size[1]}x{size[0]}")
+                raise FlashsyncError(f"4:2:0 video needs even frame sizes, got {size[1]}x{size[0]}")
         if chunk.shape[1:] != size:
             raise FlashsyncError(f"frame size changed from {size[1]}x{size[0]} to {chunk.shape[2]}x{chunk.shape[1]}")
         if stored + chunk.shape[0] > kept_index.size:
@@ -232,14 +253,14 @@ def _stored_frames(frame_chunks: Iterable[np.ndarray], kept_index: np.ndarray) -
 
 
 def _encoder_command(path: str, height: int, width: int, encoding: _Encoding, script: str, options) -> list[str]:
-    """ffmpeg command reading raw grey sensor frames from stdin and writing H.264 mp4 to ``path``."""
+    """ffmpeg command reading raw grey sensor frames from stdin and writing ``encoding.codec`` mp4 to ``path``."""
     rate = encoding.rate
     return ffmpeg_command(
         "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
         "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
         "-/vf", script, "-fps_mode", "passthrough", *options,
-        "-c:v", "libx264", "-preset", encoding.preset, "-crf", str(encoding.crf), "-pix_fmt", "yuv420p",
+        *CODEC_OPTIONS[encoding.codec], "-preset", encoding.preset, "-crf", str(encoding.crf),
         "-video_track_timescale", str(encoding.timescale), "-f", "mp4", path,
     )  # fmt: skip
 

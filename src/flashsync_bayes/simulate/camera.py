@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
+from flashsync_bayes.io.writer import CODECS, check_codec
 from flashsync_bayes.transfer import BT709, check_transfer
 
 
@@ -37,6 +38,8 @@ class Camera:
         rotated: write 180-degree rotation metadata (frames stay in sensor order).
         transfer: how the stored codes encode light (:data:`~flashsync_bayes.transfer.TRANSFERS`, tagged in the
             file): BT.709 as cameras and phones record, ``linear`` for light itself.
+        codec: how the file is compressed (:data:`~flashsync_bayes.io.writer.CODECS`): "h264" (x264, 8 bits) or
+            "hevc" (x265, 10 bits, as phones record).
     """
 
     width: int = 640
@@ -50,9 +53,11 @@ class Camera:
     noise_sigma: float = 2.0
     rotated: bool = False
     transfer: str = BT709
+    codec: str = CODECS[0]
 
     def __post_init__(self):
         check_transfer(self.transfer)
+        check_codec(self.codec)
         if self.total_rows is None:
             object.__setattr__(self, "total_rows", default_total_rows(self.height))
         if self.width < 2 or self.height < 2:

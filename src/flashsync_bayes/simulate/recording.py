@@ -96,7 +96,7 @@ def _check_recording(cameras: list, flashes, duration_s, seed, crf) -> None:
     check_crf(crf)
     for i, camera in enumerate(cameras):
         if camera.width % 2 or camera.height % 2:
-            raise FlashsyncError(f"camera {i}: H.264 needs even frame sizes, got {camera.width}x{camera.height}")
+            raise FlashsyncError(f"camera {i}: 4:2:0 video needs even frame sizes, got {camera.width}x{camera.height}")
 
 
 def _check_jitter(cameras, kept_masks, timescales, jitter_seeds, jitter_ms: float, kind: str) -> None:
@@ -143,6 +143,7 @@ def _record_camera(take: _Take, flashes: Flashes, scene: Scene, options: dict) -
         description=take.name,
         jitter_seed=take.jitter_seed,
         transfer_name=camera.transfer,
+        codec=camera.codec,
         **options,
     )
     return camera_truth(

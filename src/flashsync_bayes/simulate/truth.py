@@ -77,6 +77,7 @@ def camera_truth(
         "rotation_deg": 180 if camera.rotated else 0,
         "noise_sigma": camera.noise_sigma,
         "transfer": camera.transfer,
+        "codec": camera.codec,
         "drop_probability": camera.drop_probability,
         **extra,
         "timebase": f"1/{timescale}",
