@@ -111,8 +111,8 @@ def _add_simulate(subcommands) -> None:
     sim.add_argument("--frame-rate", type=float, nargs="+", default=[30.0], help="fps, one or one per camera")
     sim.add_argument("--codec", choices=CODECS, default=CODECS[0],
                      help="h264 (x264, 8 bits; default) or hevc (x265, 10 bits, as phones record)")  # fmt: skip
-    sim.add_argument("--crf", type=int, default=23, help="quality on the encoder's scale, 0-51 (default 23; x265's 28 "
-                     "looks about like x264's 23)")  # fmt: skip
+    sim.add_argument("--crf", type=int, default=23, help="quality on the encoder's own scale, 0-51 (default 23; at the "
+                     "same number x265 spends fewer bits than x264)")  # fmt: skip
     sim.add_argument("--drop-probability", type=float, default=0.0, help="chance a frame is dropped (default 0)")
     sim.add_argument("--rotate-last", action="store_true", help="mark the last camera as rotated 180 degrees")
     sim.add_argument("--scene", default="clean",
