@@ -151,7 +151,7 @@ def write_video(
     pts_jitter: str = "uniform",
     jitter_seed: int = 0,
     transfer_name: str = transfer.BT709,
-    codec: str = "h264",
+    codec: str = CODECS[0],
 ) -> np.ndarray:
     """Encode stored frames as H.264 or HEVC mp4; returns every stored frame's read-back pts (ms), ``(n_stored,)``.
 
@@ -167,8 +167,8 @@ def write_video(
     frames stay in sensor order. ``transfer_name`` says how the frames' codes encode light; it is tagged in the
     file (``color_trc``), not applied. ``codec`` is one of :data:`CODECS` ("h264": x264, 8 bits; "hevc": x265,
     10 bits as phones record), ``crf`` and ``preset`` on that encoder's own scale (at the same CRF x265 spends fewer
-    bits: 5x fewer at 28 than x264 at 23 on simulated scenes). The file appears atomically and only if its timestamps read back within half a tick of the
-    intended times; what was read back is returned.
+    bits: 5x fewer at 28 than x264 at 23 on simulated scenes). The file appears atomically and only if its
+    timestamps read back within half a tick of the intended times; what was read back is returned.
     """
     path = os.fspath(path)
     kept = np.asarray(kept, dtype=bool)
