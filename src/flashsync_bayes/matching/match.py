@@ -133,23 +133,25 @@ def link_cameras(edges, mappings: Mappings, linked, status, root, readout: Reado
     return mappings, flash, flash_tolerance
 
 
-def unlinked_reason(status) -> str:
-    """What to do when no camera links to the reference, given per-camera statuses."""
+def unlinked_reason(status, min_matches: int) -> str:
+    """What to do when no camera links to the reference, given per-camera statuses and the fewest flashes that link."""
     if "ambiguous" in list(status):
         return (
             "the flash pattern repeats (e.g. periodic flashes), so the offsets are ambiguous; "
             "record irregularly timed flashes or choose another reference"
         )
     return (
-        "no shared flashes found; check that the videos share flashes, choose another reference, "
+        f"no other camera shares at least {min_matches} flashes with it that one clock mapping explains (fewer can "
+        "coincide by chance); check that the videos share flashes, choose another reference, "
         "or raise tolerance_ms (noisy timestamps) or give total_rows (fast-readout sensors)"
     )
 
 
-def report_unlinked(labels: list[str], root: int, linked, status) -> None:
+def report_unlinked(labels: list[str], root: int, linked, status, min_matches: int) -> None:
     """Raise :class:`FlashsyncError` if no camera links to the reference, else warn of unlinked cameras."""
     if linked.sum() < 2:
-        raise FlashsyncError(f"no camera could be linked to the reference '{labels[root]}': {unlinked_reason(status)}")
+        reason = unlinked_reason(status, min_matches)
+        raise FlashsyncError(f"no camera could be linked to the reference '{labels[root]}': {reason}")
     if not linked.all():
         missing = [f"{labels[c]} ({status[c]})" for c in np.flatnonzero(~linked)]
         warnings.warn(
@@ -228,5 +230,5 @@ def match_events(
     matches = pairwise_matches(edges, len(labels), settings)
     mappings, linked, status = chained_mappings(matches, readout, root)
     mappings, flash, flash_tolerance = link_cameras(edges, mappings, linked, status, root, readout, settings)
-    report_unlinked(labels, root, linked, status)
+    report_unlinked(labels, root, linked, status, settings.min_matches)
     return matched_dataset(events, edges, flash, mappings, status, labels[root], flash_tolerance)
