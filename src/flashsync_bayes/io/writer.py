@@ -167,7 +167,7 @@ def write_video(
     frames stay in sensor order. ``transfer_name`` says how the frames' codes encode light; it is tagged in the
     file (``color_trc``), not applied. ``codec`` is one of :data:`CODECS` ("h264": x264, 8 bits; "hevc": x265,
     10 bits as phones record), ``crf`` and ``preset`` on that encoder's own scale (at the same CRF x265 spends fewer
-    bits: 5x fewer at 28 than x264 at 23 on simulated scenes). The file appears atomically and only if its
+    bits: 3-5x fewer at 28 than x264 at 23 on simulated scenes). The file appears atomically and only if its
     timestamps read back within half a tick of the intended times; what was read back is returned.
     """
     path = os.fspath(path)
