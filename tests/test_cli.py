@@ -101,6 +101,7 @@ def test_detect_writes_events_and_never_overwrites(recording, tmp_path, capsys):
         (["sync", "only.mp4"], "at least two"),
         (["sync", "a.mp4", "b.mp4", "--method", "magic"], "invalid choice"),
         (["detect", "nothing.mp4", "-o", "x.nc"], "not found"),
+        (["detect", "a.mp4", "a.mp4", "-o", "x.nc"], "given more than once: a.mp4"),
         (["sync", "a.mp4", "b.mp4", "--total-rows", "750"], "VIDEO=NUMBER"),
         (["simulate", "--cameras", "0", "--outdir", "x"], "camera"),
     ],

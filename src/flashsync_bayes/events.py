@@ -97,6 +97,13 @@ def sort_events(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(event=order)
 
 
+def check_unique_labels(labels: list[str]) -> None:
+    """FlashsyncError naming the camera labels (paths, unless labelled) given more than once."""
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise FlashsyncError(f"camera labels must be unique (each video once); given more than once: {', '.join(repeated)}")
+
+
 def validate_events(ds: xr.Dataset) -> xr.Dataset:
     """Return ``ds`` unchanged if it is a well-formed events dataset, else raise FlashsyncError."""
     for name in list(CAMERA_VARIABLES) + list(EVENT_VARIABLES):
@@ -109,8 +116,7 @@ def validate_events(ds: xr.Dataset) -> xr.Dataset:
         if ds[name].dims != ("event",):
             raise FlashsyncError(f"variable '{name}' must have dims ('event',), has {ds[name].dims}")
     labels = [str(c) for c in ds["camera"].values]
-    if len(set(labels)) != len(labels):
-        raise FlashsyncError(f"camera labels must be unique, got {labels}")
+    check_unique_labels(labels)
     unknown = sorted(set(map(str, ds["event_camera"].values)) - set(labels))
     if unknown:
         raise FlashsyncError(f"events refer to unknown cameras {unknown}")

@@ -28,7 +28,7 @@ from flashsync_bayes.detection.evidence import Evidence
 from flashsync_bayes.detection.settings import DetectorSettings
 from flashsync_bayes.detection.stream import VideoDetection, detect_video, frame_window, window_evidence
 from flashsync_bayes.errors import FlashsyncError
-from flashsync_bayes.events import clock_columns, make_events
+from flashsync_bayes.events import check_unique_labels, clock_columns, make_events
 from flashsync_bayes.io import video
 from flashsync_bayes.timing import FrameClock, estimate_frame_clock
 
@@ -125,8 +125,7 @@ def detect_events(
     labels = list(labels) if labels is not None else list(paths)
     if not paths:
         raise FlashsyncError("no videos given")
-    if len(set(labels)) != len(labels):
-        raise FlashsyncError(f"camera labels must be unique, got {labels}")
+    check_unique_labels(labels)
     here = in_process(len(paths), jobs, client)
     work = functools.partial(camera_events, settings=settings, cache_dir=cache_dir, progress=progress and here)
     found = map_videos(work, paths, jobs=jobs, client=client, progress=progress)
