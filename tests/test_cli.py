@@ -103,6 +103,7 @@ def test_detect_writes_events_and_never_overwrites(recording, tmp_path, capsys):
         (["detect", "nothing.mp4", "-o", "x.nc"], "not found"),
         (["detect", "a.mp4", "a.mp4", "-o", "x.nc"], "given more than once: a.mp4"),
         (["sync", "a.mp4", "b.mp4", "--total-rows", "750"], "VIDEO=NUMBER"),
+        (["sync", "a.mp4", "b.mp4", "--tolerance-ms", "0"], "tolerance_ms must be at least 0.1 ms"),
         (["simulate", "--cameras", "0", "--outdir", "x"], "camera"),
     ],
 )

@@ -14,6 +14,7 @@ from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference import METHODS
 from flashsync_bayes.io import video
 from flashsync_bayes.matching import match_events
+from flashsync_bayes.matching.match import check_tolerance
 from flashsync_bayes.result import SyncResult
 from flashsync_bayes.sensors import known_total_rows
 
@@ -35,6 +36,7 @@ def synchronize(
     total_rows: Mapping[str, float] | None = None,
     readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
+    tolerance_ms: float | None = None,
     settings: DetectorSettings | None = None,
     cache_dir: str | None = None,
     seed: int = 0,
@@ -48,7 +50,9 @@ def synchronize(
     ``readout_ms`` (time to read all stored rows, as datasheets and camera profiles quote it) and
     ``frame_period_ms`` map paths to known sensor facts; they are checked against each video's
     size and frame rate before anything is decoded. ``method`` is "bayes" (NUTS), "laplace" (fast
-    approximation) or "lsq" (the paper's joint least squares). Profiles are cached in
+    approximation) or "lsq" (the paper's joint least squares). ``tolerance_ms`` is how far (ms) two
+    cameras' events of one flash may disagree when matching (default: see
+    :func:`~flashsync_bayes.matching.match_events`; raise it for timestamps with jitter of ms). Profiles are cached in
     ``cache_dir`` when given. ``jobs`` and ``client`` run the detection in parallel (see
     :func:`~flashsync_bayes.detection.detect_events`); matching and fit run here.
     """
@@ -56,6 +60,7 @@ def synchronize(
     if len(paths) < 2:
         raise FlashsyncError("give at least two videos to synchronize")
     check_method(method)
+    check_tolerance(tolerance_ms)
     infos = {path: video.probe(path) for path in paths}
     check_facts(paths, reference, total_rows, readout_ms)
     for path, info in infos.items():
@@ -69,6 +74,7 @@ def synchronize(
         total_rows=total_rows,
         readout_ms=readout_ms,
         frame_period_ms=frame_period_ms,
+        tolerance_ms=tolerance_ms,
         seed=seed,
         progress=progress,
     )
@@ -82,6 +88,7 @@ def synchronize_events(
     total_rows: Mapping[str, float] | None = None,
     readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
+    tolerance_ms: float | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> SyncResult:
@@ -95,7 +102,8 @@ def synchronize_events(
     check_facts(labels, reference, total_rows, readout_ms)
     matched = events
     if not np.any(np.asarray(events["flash"].values) >= 0):
-        matched = match_events(events, reference=reference, total_rows=_facts_as_rows(events, total_rows, readout_ms))
+        rows = _facts_as_rows(events, total_rows, readout_ms)
+        matched = match_events(events, reference=reference, tolerance_ms=tolerance_ms, total_rows=rows)
         matched = linked_cameras(matched)
     kept = [str(c) for c in matched["camera"].values]
     result = fit(

@@ -85,6 +85,13 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         metavar="VIDEO=MS",
         help="known readout time of a video: ms to read all its stored rows, from a datasheet (repeatable)",
     )
+    parser.add_argument(
+        "--tolerance-ms",
+        type=float,
+        metavar="MS",
+        help="how far (ms) two videos' events of one flash may disagree when matching them (default 3 ms plus what "
+        "guessing the sensors' total rows may leave); raise it for timestamps with jitter of ms (IP cameras)",
+    )
 
 
 def _add_result_outputs(parser: argparse.ArgumentParser) -> None:

@@ -88,12 +88,14 @@ def check_result_outputs(args: argparse.Namespace, inputs) -> None:
 
 
 def fit_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments of the fit shared by sync and fit: reference, method, seed, known facts, progress."""
+    """Keyword arguments of the fit shared by sync and fit: reference, method, matching tolerance, seed, known facts,
+    progress."""
     return {
         "reference": args.reference,
         "method": args.method,
         "total_rows": known_facts(args.total_rows, "total-rows"),
         "readout_ms": known_facts(args.readout_ms, "readout-ms"),
+        "tolerance_ms": args.tolerance_ms,
         "seed": args.seed,
         "progress": progress_wanted(args),
     }

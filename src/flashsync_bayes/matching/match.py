@@ -54,12 +54,23 @@ class Readout(NamedTuple):
     total_rows: np.ndarray
 
 
+#: Smallest matching tolerance (ms): matching pairs events under a coarse mapping (guessed total rows), and
+#: its vote's grid of slopes and offsets grows as 1 / tolerance² (0.1 ms: 2 minutes and 0.9 GB for an hour of
+#: three cameras; 1e-6 ms asked for 785 TiB).
+MIN_TOLERANCE_MS = 0.1
+
+
+def check_tolerance(tolerance_ms) -> None:
+    """FlashsyncError unless ``tolerance_ms`` is None (the default) or at least :data:`MIN_TOLERANCE_MS`."""
+    if tolerance_ms is not None and not float(tolerance_ms) >= MIN_TOLERANCE_MS:
+        raise FlashsyncError(f"tolerance_ms must be at least {MIN_TOLERANCE_MS} ms, got {tolerance_ms}")
+
+
 def match_settings(periods, known, tolerance_ms, max_drift_ppm, min_matches) -> MatchSettings:
     """:class:`MatchSettings` from :func:`match_events`'s arguments, the default tolerance from the unknown rows."""
+    check_tolerance(tolerance_ms)
     default = DEFAULT_TOLERANCE_MS + GUESS_ERROR_FRAMES * float(np.max(periods[~known], initial=0.0))
     tolerance = default if tolerance_ms is None else float(tolerance_ms)
-    if not tolerance > 0:
-        raise FlashsyncError(f"tolerance_ms must be positive, got {tolerance_ms}")
     return MatchSettings(tolerance, float(max_drift_ppm) * 1e-6, min_matches)
 
 
@@ -143,7 +154,7 @@ def unlinked_reason(status, min_matches: int) -> str:
     return (
         f"no other camera shares at least {min_matches} flashes with it that one clock mapping explains (fewer can "
         "coincide by chance); check that the videos share flashes, choose another reference, "
-        "or raise tolerance_ms (noisy timestamps) or give total_rows (fast-readout sensors)"
+        "or raise tolerance_ms (--tolerance-ms: noisy timestamps) or give total_rows (--total-rows: fast-readout sensors)"
     )
 
 
@@ -213,7 +224,7 @@ def match_events(
 
     Raises:
         FlashsyncError: no leading edges, fewer than two cameras with leading edges, an unknown
-            reference, a tolerance that is not positive, more than ``MAX_PAIRS`` event pairs for
+            reference, a tolerance under ``MIN_TOLERANCE_MS``, more than ``MAX_PAIRS`` event pairs for
             one camera pair, or no camera that can be linked to the reference. Cameras that cannot
             be linked while others can are left unmatched with a ``UserWarning``.
     """
