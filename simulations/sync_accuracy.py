@@ -148,7 +148,7 @@ def main(argv=None) -> int:
                 f"{int(leading.sum())} leading edges, {int((matched['flash'].values >= 0).sum())} matched to "
                 f"{matched.attrs['n_flashes']} flashes (truth: {len(truth['flashes_ms'])}); "
                 f"dropped frames {[len(c['dropped_sensor_frames']) for c in truth['cameras'].values()]}"
-                + "".join(f"; {name} left out" for name in names if name not in set(map(str, matched["camera"].values))),
+                + "".join(f"; {name} left out" for name in names if name not in matched["camera"].values),
                 flush=True,
             )
             for warning in caught:

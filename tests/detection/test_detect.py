@@ -18,11 +18,16 @@ from flashsync_bayes.transfer import HLG
 pytestmark = pytest.mark.slow
 
 
+def two_cameras():
+    """``(cameras, flashes)``: two 640x360 cameras (one rotated, both dropping frames), 5 s, 6 flashes."""
+    return random_setup(2, 5.0, 6, seed=11, drop_probability=0.03, rotate_last=True)
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    """Two 640x360 cameras (one rotated, both dropping frames), 5 s, 6 flashes, moving objects."""
+    """:func:`two_cameras` in H.264 (x264 CRF 23, BT.709), moving objects."""
     outdir = tmp_path_factory.mktemp("recording")
-    cameras, flashes = random_setup(2, 5.0, 6, seed=11, drop_probability=0.03, rotate_last=True)
+    cameras, flashes = two_cameras()
     truth = simulate_recording(outdir, cameras, flashes, 5.0, seed=11, progress=False)
     paths = [str(outdir / name) for name in truth["cameras"]]
     events = detect_events(paths, labels=list(truth["cameras"]), progress=False)
@@ -64,7 +69,7 @@ def test_every_flash_is_found_once_with_sub_row_accuracy(recording):
 
 def test_phones_hevc_in_10_bits_of_hlg_light_is_read_as_well(tmp_path):
     """The recording above as phones write it: HEVC (x265, 10 bits) of light coded and tagged HLG."""
-    cameras, flashes = random_setup(2, 5.0, 6, seed=11, drop_probability=0.03, rotate_last=True)
+    cameras, flashes = two_cameras()
     phones = [dataclasses.replace(camera, codec="hevc", transfer=HLG) for camera in cameras]
     truth = simulate_recording(tmp_path, phones, flashes, 5.0, seed=11, progress=False)
     paths = [str(tmp_path / name) for name in truth["cameras"]]

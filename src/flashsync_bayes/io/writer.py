@@ -176,8 +176,10 @@ def write_video(
     rate = video_rate(frame_rate)
     timescale = container_timescale(rate, timestamps)
     intended = _timestamps(kept, frame_rate, rate, timescale, pts_jitter_ms, pts_jitter, jitter_seed)
-    checked = (check_codec(codec), int(crf), preset, progress, description, transfer.check_transfer(transfer_name))
-    encoding = _Encoding(rate, timescale, *checked)
+    encoding = _Encoding(
+        rate, timescale, codec=check_codec(codec), crf=int(crf), preset=preset, progress=progress,
+        description=description, transfer_name=transfer.check_transfer(transfer_name),
+    )  # fmt: skip
     written = []  # the ticks read back from the finished file
 
     def write(tmp_path: str) -> None:
