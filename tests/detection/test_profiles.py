@@ -24,6 +24,29 @@ def test_sorting_network_median_matches_numpy():
         np.testing.assert_allclose(profiles.median_last_axis(jnp.asarray(values)), np.median(values, axis=-1))
 
 
+def test_box_step_is_the_mean_below_minus_the_mean_above():
+    rng = np.random.default_rng(3)
+    for rows, half_width in [(40, 4), (40, 16), (32, 16), (31, 16), (9, 4), (3, 4)]:
+        change = rng.normal(size=(3, rows))
+        expected = np.zeros_like(change)
+        for r in range(half_width, rows - half_width + 1):
+            expected[:, r] = change[:, r : r + half_width].mean(axis=1) - change[:, r - half_width : r].mean(axis=1)
+        np.testing.assert_allclose(profiles.box_step(change, half_width, xp=np), expected, atol=1e-12)
+        np.testing.assert_allclose(profiles.box_step(jnp.asarray(change, jnp.float32), half_width), expected, atol=1e-5)
+
+
+def test_row_noise_reads_the_noise_beside_steps_and_slow_light():
+    """Every k-th row difference of 720 rows (a quarter of the noise's precision per frame) still gives thresholds,
+    which take the median over frames, within 3 % of the noise; steps and slow light changes do not raise it."""
+    rng = np.random.default_rng(4)
+    rows, sd = 720, 0.004
+    r = np.arange(rows)
+    change = rng.normal(0.0, sd, (256, rows)) + 0.3 * (r >= 300) + 0.05 * np.sin(2 * np.pi * r / 700.0)
+    noise = np.asarray(profiles.row_noise(jnp.asarray(change, jnp.float32)))
+    assert abs(np.median(noise) / sd - 1) < 0.03
+    assert np.all(np.abs(noise / sd - 1) < 0.5)
+
+
 def test_blurred_exponential_rise_matches_numerical_convolution():
     x = np.linspace(-8, 30, 39)
     for decay, blur in [(5.0, 1.0), (0.3, 2.0), (80.0, 0.5), (1e-6, 1.0), (4.0, 1e-3)]:

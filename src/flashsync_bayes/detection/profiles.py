@@ -265,9 +265,17 @@ def biweight(residual, scale):
     return jnp.where(jnp.abs(u) < 1, (1 - u * u) ** 2, 0.0)
 
 
+#: Row-to-row differences (about, at least) from which :func:`row_noise` estimates a frame's noise. Thresholds take the
+#: median over a window's frames (:func:`flash_thresholds`), so a frame's estimate need not be precise (128 differences:
+#: ~15 %; the median of 1000 frames: ~0.5 %); all of a 720-row frame's took 3/4 of the time of scoring frames.
+NOISE_DIFFERENCES = 128
+
+
 def row_noise(change):
-    """Per-frame noise sd of the row changes from row-to-row differences, ``(n,)``."""
-    return robust_sd(jnp.diff(change, axis=-1)) / jnp.sqrt(2.0)
+    """Per-frame noise sd of the row changes from row-to-row differences, ``(n,)``: every k-th difference, k = rows //
+    :data:`NOISE_DIFFERENCES` (all in frames of fewer rows)."""
+    every = max(1, change.shape[-1] // NOISE_DIFFERENCES)
+    return robust_sd(jnp.diff(change, axis=-1)[:, ::every]) / jnp.sqrt(2.0)
 
 
 def box_step(change, half_width: int, xp=jnp):
@@ -278,14 +286,12 @@ def box_step(change, half_width: int, xp=jnp):
     and compile every operation of a new shape eagerly: ~6 ms a call).
     """
     n, rows = change.shape
+    if rows < 2 * half_width:
+        return xp.zeros((n, rows), change.dtype)
     cumulative = xp.concatenate([xp.zeros((n, 1), change.dtype), xp.cumsum(change, axis=-1)], axis=-1)
-    r = xp.arange(rows)
-    lo = xp.clip(r - half_width, 0, rows)
-    hi = xp.clip(r + half_width, 0, rows)
-    below = (cumulative[:, hi] - cumulative[:, r]) / half_width
-    above = (cumulative[:, r] - cumulative[:, lo]) / half_width
-    inside = (r >= half_width) & (r + half_width <= rows)
-    return xp.where(inside[None, :], below - above, 0.0)
+    # rows r = half_width .. rows - half_width: (sum of rows r .. r+h-1) - (sum of rows r-h .. r-1), in slices
+    inside = (cumulative[:, 2 * half_width :] - 2 * cumulative[:, half_width : rows - half_width + 1] + cumulative[:, : rows - 2 * half_width + 1])
+    return xp.pad(inside / half_width, ((0, 0), (half_width, half_width - 1)))
 
 
 @jax.jit
