@@ -421,3 +421,35 @@ def test_a_pulse_s_return_is_known_without_the_pulse():
     assert not returning(evidence, 9, 40, 1, rank, 4, threshold)  # the flash itself
     frames_found, _, polarity, _, repeats = edge_candidates(evidence, detection.DetectorSettings())
     assert list(zip(frames_found[~repeats].tolist(), polarity[~repeats].tolist())) == [(9, 1), (29, -1)]
+
+
+def test_a_faint_change_near_a_flash_does_not_take_the_flash_with_it():
+    """A faint band (4 %, one frame) two frames before a flash and 3 rows above its edge: near enough to pass for a
+    moving edge's track, but an eighth of the flash's height; the flash stays an event (seen in an indoor recording,
+    where a moving edge just over the threshold removed a 30 % flash)."""
+    rng = np.random.default_rng(7)
+    scene = rng.uniform(60.0, 180.0, size=(96, 256))
+    frames = np.repeat(scene[None], 45, axis=0)
+    frames[20, 45:65, 32:224] *= 1.04  # the faint band, in frame 20 only
+    frames[22, 48:] *= 1.3  # a flash lighting the rows from 48 down in frame 22
+    evidence = _evidence_of(np.round(frames).astype(np.uint8))
+    settings = detection.DetectorSettings()
+    edges = detection.find_edges(evidence, settings)
+    lead = edges["edge"] == "leading"
+    assert edges["frame"][lead].tolist() == [21]  # evidence frame k: the change into frame k + 1
+    assert abs(edges["row"][lead][0] - 48) <= 1
+
+
+def test_a_faint_change_in_the_frame_before_does_not_take_a_flash_as_its_second_frame():
+    """A light dimmed by 3 % near the top of one frame, then a flash far below it in the next: an opposite step at or
+    below an event's edge in the next frame is its second frame (a pulse's return) only where it changes about as much."""
+    rng = np.random.default_rng(8)
+    scene = rng.uniform(60.0, 180.0, size=(96, 256))
+    frames = np.repeat(scene[None], 45, axis=0)
+    frames[20:, 5:60] *= 0.97  # dimmed from frame 20 on, near the top
+    frames[21, 70:] *= 1.3  # a flash lighting the rows from 70 down in frame 21
+    evidence = _evidence_of(np.round(frames).astype(np.uint8))
+    edges = detection.find_edges(evidence, detection.DetectorSettings())
+    flash = (edges["edge"] == "leading") & (edges["frame"] == 20)  # evidence frame k: the change into frame k + 1
+    assert edges["polarity"][flash].tolist() == [1]  # (the dimmed rows' own edges are events of frame 19)
+    assert abs(edges["row"][flash][0] - 70) <= 1

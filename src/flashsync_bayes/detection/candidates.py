@@ -36,12 +36,15 @@ TRACK_ROWS = 0.05
 MIN_SUPPORT = 0.8
 #: A candidate whose blocks stepped alike (at least the frame's threshold and this share of its step) within
 #: ``TRACK_ROWS`` of its rows in one of the ``TRACK_FRAMES`` frames before it is a moving edge (see :func:`moving`),
-#: one whose blocks stepped the other way in the frame before a pulse's return (:func:`returning`).
+#: one whose blocks stepped the other way in the frame before a pulse's return (:func:`returning`); candidates
+#: near each other count as one track, and one as the next frame of the other (:func:`_continues`), only if the
+#: other's height is at least this share of its own (:func:`_off_tracks`).
 TRACK_SHARE = 0.5
 
 
 def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, half_width: int, gain: float, settings):
-    """Row where the topmost strong step of ``polarity`` reaches half its height, if the rows above are quiet.
+    """``(anchor, height)``: the row where the topmost strong step of ``polarity`` reaches half its height, if the rows
+    above are quiet, and the step's height (relative change, the band's median beyond the rows above).
 
     Strong: the box step exceeds half the ``threshold`` and :data:`MIN_STEP_SHARE` of the frame's
     strongest step of that polarity, and the median of the rows below it lies that much beyond the
@@ -73,11 +76,11 @@ def leading_edge_anchor(profile_row, box_row, polarity: int, threshold: float, h
     if step_gain < 0.5 * threshold:  # a band, not a moving object's edge a few rows high
         return None
     if at_top:
-        return -int(anchor) - 1  # the fit must show that the band starts inside the frame
+        return -int(anchor) - 1, float(step_gain)  # the fit must show that the band starts inside the frame
     tolerance = settings.quiet_fraction * step_gain
     if not quiet(baseline, frame_gain_at_top(profile_row, gain, band_rows, tolerance), tolerance):
         return None
-    return int(anchor)
+    return int(anchor), float(step_gain)
 
 
 def anchor_row(anchor):
@@ -171,7 +174,7 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
     an opposite step at or below the first one's edge. That is the same event, not a new one, and
     is skipped.
     """
-    found: list[tuple[int, int, int]] = []
+    found: list[tuple[int, int, int, float]] = []  # (frame, anchor, polarity, height)
     steps: dict[tuple[int, int], tuple[int, float]] = {}  # (frame, polarity) -> (half-width, sharp threshold)
     for polarity in (1, -1):
         profile = profiles.in_batches(profiles.row_median_filter, evidence.profile(polarity))
@@ -183,17 +186,17 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
         boxes = profiles.in_batches(profiles.box_steps, profile[flagged])
         for k, box in zip(flagged, boxes):
             for half_width, threshold, box_row in zip(profiles.STEP_HALF_WIDTHS, thresholds, box):
-                anchor = leading_edge_anchor(profile[k], box_row, polarity, threshold, half_width, evidence.gain[k], settings)
-                if anchor is not None and supported(evidence, k, anchor, polarity, settings.rank, half_width):
-                    found.append((int(k), anchor, polarity))
+                step = leading_edge_anchor(profile[k], box_row, polarity, threshold, half_width, evidence.gain[k], settings)
+                if step is not None and supported(evidence, k, step[0], polarity, settings.rank, half_width):
+                    found.append((int(k), step[0], polarity, step[1]))
                     steps[int(k), polarity] = (half_width, float(thresholds[0]))
                     break
     accepted: list[tuple[int, int, int]] = []
-    for k, anchor, polarity in _off_tracks(found, evidence.rising.shape[1]):
-        row = anchor_row(anchor)
-        continues = any(f == k - 1 and p == -polarity and row >= anchor_row(a) - RETURN_ROWS for f, a, p in accepted)
-        if not continues:
+    heights: list[float] = []
+    for k, anchor, polarity, height in _off_tracks(found, evidence.rising.shape[1]):
+        if not _continues(accepted, heights, k, anchor, polarity, height):
             accepted.append((k, anchor, polarity))
+            heights.append(height)
     if not accepted:
         return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),) * 2
     repeats = [
@@ -205,23 +208,38 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
     return frames, anchor_row(anchors), polarity, anchors < 0, np.array(repeats, bool)
 
 
-def _off_tracks(found: list[tuple[int, int, int]], n_rows: int) -> list[tuple[int, int, int]]:
-    """Candidates ``(frame, anchor, polarity)`` sorted, without those on a track of a moving edge.
+def _continues(accepted: list[tuple[int, int, int]], heights: list[float], frame: int, anchor: int, polarity: int, height: float) -> bool:
+    """Whether a candidate is the second frame of an event ``accepted`` holds (``heights``: theirs): the frame before
+    holds one of the other polarity at or above its row (within :data:`RETURN_ROWS`), at least :data:`TRACK_SHARE`
+    of its height (a pulse's return and the rest of a switched light change as much as the event; a faint change
+    at the top of one frame does not take a flash in the next)."""
+    row = anchor_row(anchor)
+    return any(
+        f == frame - 1 and p == -polarity and row >= anchor_row(a) - RETURN_ROWS and h >= TRACK_SHARE * height
+        for (f, a, p), h in zip(accepted, heights)
+    )
+
+
+def _off_tracks(found: list[tuple[int, int, int, float]], n_rows: int) -> list[tuple[int, int, int, float]]:
+    """Candidates ``(frame, anchor, polarity, height)`` of ``found`` sorted, without those on a track of a moving edge.
 
     An object moving across the picture sweeps a band of rows in frame after frame, a little
-    further on each time; a flash lights one frame (its band returns, or a switched light fills
-    in, with the opposite polarity in the next). Candidates with another of the same polarity
-    within :data:`TRACK_FRAMES` frames and ``TRACK_ROWS * n_rows`` rows are on such a track.
+    further on each time, with steps of about one height; a flash lights one frame (its band returns, or a
+    switched light fills in, with the opposite polarity in the next). Candidates with another of the same
+    polarity within :data:`TRACK_FRAMES` frames and ``TRACK_ROWS * n_rows`` rows, at least :data:`TRACK_SHARE`
+    of their height, are on such a track: a faint change near a flash (a moving edge just over the threshold
+    two frames before it) does not take the flash with it.
     """
     found = sorted(found)
     if not found:
-        return found
-    frame, anchor, polarity = (np.array(column) for column in zip(*found))
+        return []
+    frame, anchor, polarity, height = (np.array(column) for column in zip(*found))
     row = anchor_row(anchor)
     near = (
         (np.abs(frame[:, None] - frame[None, :]) <= TRACK_FRAMES)
         & (frame[:, None] != frame[None, :])
         & (polarity[:, None] == polarity[None, :])
         & (np.abs(row[:, None] - row[None, :]) <= TRACK_ROWS * n_rows)
+        & (height[None, :] >= TRACK_SHARE * height[:, None])
     )
     return [candidate for candidate, on_track in zip(found, near.any(axis=1)) if not on_track]

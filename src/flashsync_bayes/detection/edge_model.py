@@ -222,7 +222,8 @@ def _fit_edges(windows, weights, blur_rows, tilted, start, iterations: int, fres
 
 
 def initial_edge_params(window, weight):
-    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside or beyond it, or a step."""
+    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside (where it falls to half, else at its peak)
+    or beyond it, or a step."""
     x = jnp.arange(window.shape[-1]) - FIT_ROWS_ABOVE
     above = (x < -3) & (weight > 0)
     base = jnp.sum(jnp.where(above, window, 0.0)) / jnp.maximum(jnp.sum(above), 1)
@@ -234,7 +235,9 @@ def initial_edge_params(window, weight):
     half = jnp.min(jnp.where(below & (signal >= 0.5 * gain), x, FIT_ROWS_BELOW))
     decay = jnp.maximum(half - onset, 0.5) / jnp.log(2.0)
     past_peak = below & (x > x[peak_index]) & (signal < 0.5 * gain)
-    fall = jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW))
+    # where the band does not fall to half within the window (a pulse decaying over most of the exposure's rows),
+    # it ends about at its peak: its rows exposed after the flash began lose it
+    fall = jnp.where(jnp.any(past_peak), jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW)), x[peak_index])
     extent_inside = jnp.maximum(fall - onset, 2.0)
     extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
     common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]
