@@ -265,6 +265,21 @@ def test_a_fit_started_from_a_collapsed_earlier_fit_still_finds_the_edge():
     np.testing.assert_allclose(fit.params[:, 2], true_edge, atol=0.15)
 
 
+def test_a_pulse_decaying_over_most_of_its_band_is_fitted_at_its_start():
+    """A 0.9 ms pulse seen by a short exposure (38-row decay, 49-row band: 60 fps, 24 µs rows) never falls to half
+    within the window; fits started with the band's end far away took its rise for a blurred step, 12 rows late.
+    A band that declines starts its fit ending at its peak; a plateau (a long band) keeps its end far away."""
+    rng = np.random.default_rng(12)
+    offsets = np.arange(-edge_model.FIT_ROWS_ABOVE, edge_model.FIT_ROWS_BELOW)
+    true_edge = rng.uniform(-3.0, 3.0, 6)
+    for decay, extent in [(38.0, 49.0), (5.0, 400.0)]:
+        params = np.array([0.0, 0.55, 0.0, np.log(decay), np.log(0.7), np.log(extent), 0.0])
+        windows = np.stack([edge_model.edge_model(params + [0, 0, e, 0, 0, 0, 0], offsets) for e in true_edge])
+        windows = windows + rng.normal(0, 0.01, windows.shape)
+        fit = edge_model.fit_edges(windows, np.ones_like(windows))
+        np.testing.assert_allclose(fit.params[:, 2], true_edge, atol=0.5)
+
+
 def test_a_band_tilted_by_standing_flicker_bands_is_fitted_with_its_tilt_and_a_flat_one_without():
     """Standing flicker bands make a flash band's height change along the rows; the tilt is freed where it pays.
 

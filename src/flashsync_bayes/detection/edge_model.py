@@ -221,9 +221,15 @@ def _fit_edges(windows, weights, blur_rows, tilted, start, iterations: int, fres
     return jax.vmap(_fit_best, in_axes=(0, 0, None, 0, 0, None))(windows, weights, x, starts, free, iterations)
 
 
+#: A band whose last ``DECLINE_ROWS`` rows in the window average under ``DECLINE_SHARE`` of its peak declines: its fit
+#: starts with the band ending at the peak (:func:`initial_edge_params`).
+DECLINE_ROWS = 8
+DECLINE_SHARE = 0.75
+
+
 def initial_edge_params(window, weight):
-    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside (where it falls to half, else at its peak)
-    or beyond it, or a step."""
+    """Starting points ``(3, N_EDGE_PARAMS)`` for one window: band end inside (where it falls to half, else at its peak
+    where it declines) or beyond it, or a step."""
     x = jnp.arange(window.shape[-1]) - FIT_ROWS_ABOVE
     above = (x < -3) & (weight > 0)
     base = jnp.sum(jnp.where(above, window, 0.0)) / jnp.maximum(jnp.sum(above), 1)
@@ -235,9 +241,14 @@ def initial_edge_params(window, weight):
     half = jnp.min(jnp.where(below & (signal >= 0.5 * gain), x, FIT_ROWS_BELOW))
     decay = jnp.maximum(half - onset, 0.5) / jnp.log(2.0)
     past_peak = below & (x > x[peak_index]) & (signal < 0.5 * gain)
-    # where the band does not fall to half within the window (a pulse decaying over most of the exposure's rows),
-    # it ends about at its peak: its rows exposed after the flash began lose it
-    fall = jnp.where(jnp.any(past_peak), jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW)), x[peak_index])
+    # a band that declines but does not fall to half within the window (a pulse decaying over most of the
+    # exposure's rows) ends about at its peak: its rows exposed after the flash began lose it; a plateau's
+    # peak is only its noise, so it keeps the end far away
+    last = jnp.max(jnp.where(below, x, -FIT_ROWS_ABOVE))
+    tail = below & (x > last - DECLINE_ROWS)
+    declines = jnp.sum(jnp.where(tail, signal, 0.0)) < DECLINE_SHARE * gain * jnp.maximum(jnp.sum(tail), 1)
+    fall = jnp.where(declines, x[peak_index], 4 * FIT_ROWS_BELOW)
+    fall = jnp.where(jnp.any(past_peak), jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW)), fall)
     extent_inside = jnp.maximum(fall - onset, 2.0)
     extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
     common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]
