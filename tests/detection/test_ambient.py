@@ -28,6 +28,8 @@ HEIGHT, WIDTH = 360, 128
 FRAME_RATES = (24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0)
 #: Edges closer than this to the top or bottom row show too little band to count as fully visible.
 MARGIN_ROWS = 8
+#: One flash long after the frames rendered: the lamps alone.
+NO_FLASH = Flashes(np.array([1e12]), np.array([0.5]), 0.0, np.array([50.0]))
 
 
 def rendered_profiles(camera: Camera, flashes: Flashes, scene, n_frames: int, seed: int):
@@ -51,8 +53,7 @@ def test_flicker_fit_measures_band_period_and_phase_step(frame_rate, preset, row
     camera = Camera(width=64, height=HEIGHT, total_rows=int(HEIGHT * rows_ratio), frame_rate=frame_rate,
                     exposure_ms=min(exposure_ms, 1000.0 / frame_rate))  # fmt: skip
     scene = scene_preset(preset, seed=seed, n_objects=0, flicker_modulation=modulation, ae_strength=0.0)
-    no_flash = Flashes(np.array([1e12]), np.array([0.5]), 0.0, np.array([50.0]))
-    rows, pts = rendered_profiles(camera, no_flash, scene, 120, seed)
+    rows, pts = rendered_profiles(camera, NO_FLASH, scene, 120, seed)
     flicker, _, _ = ambient.fit_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts)))
     light_hz = 2.0 * scene.mains_hz
     true_step = (light_hz / frame_rate) % 1.0
@@ -74,10 +75,9 @@ def test_flicker_bands_longer_than_the_frame_are_measured_with_their_harmonic():
     a third of the flicker in the frames; the pair (ν, 2ν) that frames are fitted with finds 427, 410, 434, 421 rows
     and leaves 6-11 %."""
     camera = Camera(width=64, height=HEIGHT, total_rows=700, frame_rate=60.0, exposure_ms=1.2)
-    no_flash = Flashes(np.array([1e12]), np.array([0.5]), 0.0, np.array([50.0]))
     for seed in (3, 4, 5, 6):
         scene = scene_preset("indoor_50hz", seed=seed, n_objects=0, flicker_modulation=0.2, ae_strength=0.0)
-        rows, pts = rendered_profiles(camera, no_flash, scene, 120, 3)
+        rows, pts = rendered_profiles(camera, NO_FLASH, scene, 120, 3)
         flicker, change, _ = ambient.fit_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts)))
         true_period = 1000.0 / (2.0 * scene.mains_hz) / camera.line_period_ms
         assert 1.1 * HEIGHT < true_period < 1.2 * HEIGHT

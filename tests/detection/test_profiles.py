@@ -360,6 +360,12 @@ def test_a_codec_floor_widens_slow_weak_rises_most():
     assert added[0] < 0.1 < 1.0 < added[1]
 
 
+def _still_frames(seed: int, n_frames: int) -> np.ndarray:
+    """``n_frames`` frames of one still textured scene (96 rows, 256 columns, grey 60-180), float."""
+    scene = np.random.default_rng(seed).uniform(60.0, 180.0, size=(96, 256))
+    return np.repeat(scene[None], n_frames, axis=0)
+
+
 def _evidence_of(frames: np.ndarray) -> detection.Evidence:
     """Evidence of uint8 frames ``(n, rows, width)`` under steady light (no ambient model), with their blocks."""
     frames = jnp.asarray(frames)
@@ -424,9 +430,7 @@ def test_a_moving_object_after_a_dropped_frame_is_no_flash():
 def test_a_pulse_s_return_is_known_without_the_pulse():
     """The frame after a flash falls where the flash rose, in the same blocks: its return, even where the flash made
     no candidate; a light switched off has no rise before its fall."""
-    rng = np.random.default_rng(6)
-    scene = rng.uniform(60.0, 180.0, size=(96, 256))
-    frames = np.repeat(scene[None], 40, axis=0)
+    frames = _still_frames(seed=6, n_frames=40)
     frames[10, 40:70, 32:224] *= 1.3  # a flash's band in frame 10 (12 of 16 blocks)
     frames[30:, 50:] *= 0.7  # a light switched off in frame 30
     evidence = _evidence_of(np.round(frames).astype(np.uint8))
@@ -442,9 +446,7 @@ def test_a_faint_change_near_a_flash_does_not_take_the_flash_with_it():
     """A faint band (4 %, one frame) two frames before a flash and 3 rows above its edge: near enough to pass for a
     moving edge's track, but an eighth of the flash's height; the flash stays an event (seen in an indoor recording,
     where a moving edge just over the threshold removed a 30 % flash)."""
-    rng = np.random.default_rng(7)
-    scene = rng.uniform(60.0, 180.0, size=(96, 256))
-    frames = np.repeat(scene[None], 45, axis=0)
+    frames = _still_frames(seed=7, n_frames=45)
     frames[20, 45:65, 32:224] *= 1.04  # the faint band, in frame 20 only
     frames[22, 48:] *= 1.3  # a flash lighting the rows from 48 down in frame 22
     evidence = _evidence_of(np.round(frames).astype(np.uint8))
@@ -458,9 +460,7 @@ def test_a_faint_change_near_a_flash_does_not_take_the_flash_with_it():
 def test_a_faint_change_in_the_frame_before_does_not_take_a_flash_as_its_second_frame():
     """A light dimmed by 3 % near the top of one frame, then a flash far below it in the next: an opposite step at or
     below an event's edge in the next frame is its second frame (a pulse's return) only where it changes about as much."""
-    rng = np.random.default_rng(8)
-    scene = rng.uniform(60.0, 180.0, size=(96, 256))
-    frames = np.repeat(scene[None], 45, axis=0)
+    frames = _still_frames(seed=8, n_frames=45)
     frames[20:, 5:60] *= 0.97  # dimmed from frame 20 on, near the top
     frames[21, 70:] *= 1.3  # a flash lighting the rows from 70 down in frame 21
     evidence = _evidence_of(np.round(frames).astype(np.uint8))

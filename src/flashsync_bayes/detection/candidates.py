@@ -187,36 +187,37 @@ def edge_candidates(evidence: Evidence, settings: DetectorSettings):
         for k, box in zip(flagged, boxes):
             for half_width, threshold, box_row in zip(profiles.STEP_HALF_WIDTHS, thresholds, box):
                 step = leading_edge_anchor(profile[k], box_row, polarity, threshold, half_width, evidence.gain[k], settings)
-                if step is not None and supported(evidence, k, step[0], polarity, settings.rank, half_width):
-                    found.append((int(k), step[0], polarity, step[1]))
+                if step is None:
+                    continue
+                anchor, height = step
+                if supported(evidence, k, anchor, polarity, settings.rank, half_width):
+                    found.append((int(k), anchor, polarity, height))
                     steps[int(k), polarity] = (half_width, float(thresholds[0]))
                     break
-    accepted: list[tuple[int, int, int]] = []
-    heights: list[float] = []
-    for k, anchor, polarity, height in _off_tracks(found, evidence.rising.shape[1]):
-        if not _continues(accepted, heights, k, anchor, polarity, height):
-            accepted.append((k, anchor, polarity))
-            heights.append(height)
+    accepted: list[tuple[int, int, int, float]] = []
+    for candidate in _off_tracks(found, evidence.rising.shape[1]):
+        if not _continues(accepted, *candidate):
+            accepted.append(candidate)
     if not accepted:
         return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),) * 2
     repeats = [
         moving(evidence, k, anchor, polarity, settings.rank, *steps[k, polarity])
         or returning(evidence, k, anchor, polarity, settings.rank, *steps[k, polarity])
-        for k, anchor, polarity in accepted
+        for k, anchor, polarity, _ in accepted
     ]
-    frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in zip(*accepted))
+    frames, anchors, polarity = (np.array(column, dtype=np.int64) for column in list(zip(*accepted))[:3])
     return frames, anchor_row(anchors), polarity, anchors < 0, np.array(repeats, bool)
 
 
-def _continues(accepted: list[tuple[int, int, int]], heights: list[float], frame: int, anchor: int, polarity: int, height: float) -> bool:
-    """Whether a candidate is the second frame of an event ``accepted`` holds (``heights``: theirs): the frame before
-    holds one of the other polarity at or above its row (within :data:`RETURN_ROWS`), at least :data:`TRACK_SHARE`
+def _continues(accepted: list[tuple[int, int, int, float]], frame: int, anchor: int, polarity: int, height: float) -> bool:
+    """Whether a candidate is the second frame of an event ``accepted`` holds (``(frame, anchor, polarity, height)``): the
+    frame before holds one of the other polarity at or above its row (within :data:`RETURN_ROWS`), at least :data:`TRACK_SHARE`
     of its height (a pulse's return and the rest of a switched light change as much as the event; a faint change
     at the top of one frame does not take a flash in the next)."""
     row = anchor_row(anchor)
     return any(
         f == frame - 1 and p == -polarity and row >= anchor_row(a) - RETURN_ROWS and h >= TRACK_SHARE * height
-        for (f, a, p), h in zip(accepted, heights)
+        for f, a, p, h in accepted
     )
 
 

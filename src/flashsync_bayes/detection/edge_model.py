@@ -247,8 +247,8 @@ def initial_edge_params(window, weight):
     last = jnp.max(jnp.where(below, x, -FIT_ROWS_ABOVE))
     tail = below & (x > last - DECLINE_ROWS)
     declines = jnp.sum(jnp.where(tail, signal, 0.0)) < DECLINE_SHARE * gain * jnp.maximum(jnp.sum(tail), 1)
-    fall = jnp.where(declines, x[peak_index], 4 * FIT_ROWS_BELOW)
-    fall = jnp.where(jnp.any(past_peak), jnp.min(jnp.where(past_peak, x, 4 * FIT_ROWS_BELOW)), fall)
+    far = 4 * FIT_ROWS_BELOW
+    fall = jnp.where(jnp.any(past_peak), jnp.min(jnp.where(past_peak, x, far)), jnp.where(declines, x[peak_index], far))
     extent_inside = jnp.maximum(fall - onset, 2.0)
     extent_beyond = jnp.asarray(8.0 * FIT_ROWS_BELOW)
     common = [base, gain, onset - 0.5, jnp.log(decay), jnp.log(0.7)]

@@ -290,7 +290,8 @@ def box_step(change, half_width: int, xp=jnp):
         return xp.zeros((n, rows), change.dtype)
     cumulative = xp.concatenate([xp.zeros((n, 1), change.dtype), xp.cumsum(change, axis=-1)], axis=-1)
     # rows r = half_width .. rows - half_width: (sum of rows r .. r+h-1) - (sum of rows r-h .. r-1), in slices
-    inside = (cumulative[:, 2 * half_width :] - 2 * cumulative[:, half_width : rows - half_width + 1] + cumulative[:, : rows - 2 * half_width + 1])
+    h = half_width
+    inside = cumulative[:, 2 * h :] - 2 * cumulative[:, h : rows - h + 1] + cumulative[:, : rows - 2 * h + 1]
     return xp.pad(inside / half_width, ((0, 0), (half_width, half_width - 1)))
 
 
