@@ -24,6 +24,15 @@ def test_sorting_network_median_matches_numpy():
         np.testing.assert_allclose(profiles.median_last_axis(jnp.asarray(values)), np.median(values, axis=-1))
 
 
+def test_median_of_kept_values_matches_numpy_for_every_number_left_out():
+    rng = np.random.default_rng(5)
+    for n in range(1, 20):
+        values = rng.normal(size=(n + 1, 6, n))
+        left_out = np.arange(n + 1)[:, None, None] > rng.permuted(np.tile(np.arange(n), (n + 1, 6, 1)), axis=-1)
+        expected = [[np.median(v[~m]) if np.any(~m) else 0.0 for v, m in zip(vr, mr)] for vr, mr in zip(values, left_out)]
+        np.testing.assert_allclose(profiles.median_of_kept(jnp.asarray(values), jnp.asarray(left_out)), expected, rtol=1e-6)
+
+
 def test_box_step_is_the_mean_below_minus_the_mean_above():
     rng = np.random.default_rng(3)
     for rows, half_width in [(40, 4), (40, 16), (32, 16), (31, 16), (9, 4), (3, 4)]:
@@ -75,6 +84,21 @@ def test_row_profiles_ignore_albedo_a_minority_of_moving_blocks_and_saturation()
     # a rise that a quarter of the blocks show: the 4th largest change is a lit block's, not a disturbed one
     assert np.all(np.abs(np.asarray(rows.lower[0]) - expected) < 0.05)
     assert np.all(np.asarray(rows.upper[0]) >= np.asarray(rows.median[0]) - 1e-6)
+
+
+def test_the_median_leaves_out_a_window_that_stays_saturated():
+    """A window over 6 of 16 blocks does not change with the lamps' light; with it, 2 blocks of a moving object would
+    move a median over all blocks by half their change. The median of the others follows the light."""
+    rng = np.random.default_rng(6)
+    albedo = rng.uniform(0.2, 1.0, size=(40, 64))
+    before = AMBIENT * albedo
+    gain = np.linspace(-0.4, 0.4, 40)[:, None]  # flicker bands: the light changes by -40 % to +40 % between frames
+    after = before * (1.0 + gain)
+    after[:, 24:32] = rng.uniform(20, 200, size=(40, 8))  # 2 blocks: an object moved in
+    before[:, 40:], after[:, 40:] = 255.0, 255.0  # 6 blocks: the window
+    frames = jnp.asarray(np.stack([before, after]).astype(np.float32))
+    rows, _ = profiles.chunk_profiles(frames[1:], profiles.first_state(frames[0], 16), n_blocks=16, rank=4)
+    np.testing.assert_allclose(rows.median[0], np.log((after[:, :8].mean(1) + 1) / (before[:, :8].mean(1) + 1)), atol=0.02)
 
 
 def test_row_profiles_count_light_above_the_video_black_and_its_white_as_saturated():

@@ -169,7 +169,8 @@ def block_log_changes(means, previous_means):
 
 
 def saturated_blocks(frames, previous_saturated, n_blocks: int, levels: LumaLevels):
-    """Blocks ``(n, rows, blocks)`` saturated in a frame or the one before, and the last frame's ``(rows, blocks)``."""
+    """``(either, both, last)``: blocks ``(n, rows, blocks)`` saturated in a frame or the one before, those saturated in
+    both, and the last frame's ``(rows, blocks)``."""
     threshold = levels.black + SATURATED_SHARE * (levels.white - levels.black)
     over = column_blocks(frames >= threshold, n_blocks)
     share = jnp.sum(over, axis=-1, dtype=_count_dtype(over.shape[-1])) > MAX_SATURATED * over.shape[-1]  # counted: faster than a mean
@@ -177,7 +178,7 @@ def saturated_blocks(frames, previous_saturated, n_blocks: int, levels: LumaLeve
     padded = jnp.pad(share, ((0, 0), (SATURATED_MARGIN, SATURATED_MARGIN), (0, 0)))
     near = functools.reduce(jnp.logical_or, [padded[:, k : k + rows] for k in range(2 * SATURATED_MARGIN + 1)])
     before = jnp.concatenate([previous_saturated[None], near[:-1]], axis=0)
-    return near | before, near[-1]
+    return near | before, near & before, near[-1]
 
 
 def _middle(columns: list):
@@ -186,13 +187,35 @@ def _middle(columns: list):
     return 0.5 * (columns[(n - 1) // 2] + columns[n // 2])
 
 
-def row_profiles(changes, saturated, rank: int) -> RowProfiles:
+def median_of_kept(values, left_out):
+    """Median over the (short, static) last axis of the values not ``left_out`` (a mask); 0 where all are left out.
+
+    One sorting network, as :func:`median_last_axis`: the left-out values go to -inf and +inf in turn (the first to
+    -inf), so as many lie below the kept ones as above, or one more below when their number is odd. The kept
+    values' median then sits at fixed places of the sorted values: the ``n // 2``-th (an odd number kept) or the
+    mean of the ``(n - 1) // 2``-th and the next (an even number).
+    """
+    n = values.shape[-1]
+    turn = jnp.cumsum(left_out, axis=-1, dtype=jnp.int32)
+    pushed = jnp.where(left_out, jnp.where(turn % 2 == 1, -jnp.inf, jnp.inf), values)
+    columns = sorted_last_axis(pushed)
+    kept = n - turn[..., -1]
+    lower = (n - 1) // 2
+    even = 0.5 * (columns[lower] + columns[min(lower + 1, n - 1)])
+    return jnp.where(kept > 0, jnp.where(kept % 2 == 1, columns[n // 2], even), 0.0)
+
+
+def row_profiles(changes, saturated, clipped, rank: int) -> RowProfiles:
     """:class:`RowProfiles` of block changes ``(n, rows, blocks)``; ``rank`` counts from 1.
 
-    Saturated blocks (a bright window, a highlight) cannot follow the light: for the rank
-    statistics they count as the median of all blocks, i.e. as no evidence either way.
+    Saturated blocks (a bright window, a highlight) cannot follow the light. Those ``clipped`` in both
+    frames (a window, a lamp) show no change whatever the light does: the median leaves them out, as
+    the ambient model reads the light's change from it (a window over a third of the columns would
+    otherwise let two blocks of a moving object move it by half their change). Those ``saturated``
+    in either frame count as the median for the rank statistics, i.e. as no evidence either way
+    (a flash that saturates the blocks it lights still moves the median: its clipped rise points the right way).
     """
-    median = _middle(sorted_last_axis(changes))
+    median = median_of_kept(changes, clipped)
     evidence = jnp.where(saturated, median[..., None], changes)
     columns = sorted_last_axis(evidence)
     upper, lower = columns[len(columns) - rank], columns[rank - 1]
@@ -210,7 +233,7 @@ def first_state(frame, n_blocks: int, levels: LumaLevels = FULL_RANGE) -> BlockS
     """The :class:`BlockState` of a video's first frame ``(rows, width)``, to start with (its changes are then 0)."""
     frames = frame[None]
     no_saturation = jnp.zeros(frames.shape[1:2] + (n_blocks,), bool)
-    return BlockState(block_means(frames, n_blocks, levels.light)[0], saturated_blocks(frames, no_saturation, n_blocks, levels)[1])
+    return BlockState(block_means(frames, n_blocks, levels.light)[0], saturated_blocks(frames, no_saturation, n_blocks, levels)[2])
 
 
 @partial(jax.jit, static_argnames=("n_blocks", "rank"))
@@ -221,8 +244,8 @@ def chunk_profiles(frames, state: BlockState, levels: LumaLevels = FULL_RANGE, *
     the video's luma range (:data:`VIDEO_RANGE` for most encoded video).
     """
     means = block_means(frames, n_blocks, levels.light)
-    saturated, last_saturated = saturated_blocks(frames, state.saturated, n_blocks, levels)
-    profiles = row_profiles(block_log_changes(means, state.means), saturated, rank)
+    saturated, clipped, last_saturated = saturated_blocks(frames, state.saturated, n_blocks, levels)
+    profiles = row_profiles(block_log_changes(means, state.means), saturated, clipped, rank)
     return profiles, BlockState(means[-1], last_saturated)
 
 
