@@ -87,6 +87,27 @@ def test_flicker_bands_longer_than_the_frame_are_measured_with_their_harmonic():
         assert np.median(np.ptp(left, axis=1)) < 0.15 * np.median(np.ptp(rows.median[20:100], axis=1))
 
 
+@pytest.mark.parametrize(
+    "total_rows, frame_rate, exposure_ms, preset",  # 3.0, 3.5 and 1.2 cycles a frame
+    [(500, 24.0, 1.5, "indoor_50hz"), (500, 25.0, 1.5, "indoor_60hz"), (700, 50.0, 1.2, "indoor_60hz")],
+)
+def test_an_led_driver_s_square_wave_is_divided_out_with_its_third_harmonic(total_rows, frame_rate, exposure_ms, preset):
+    """An LED driver that switches its current flickers as a square wave: its third harmonic is a third of the
+    fundamental, and a 1.2-1.5 ms exposure keeps most of it. Where it moves from frame to frame (the frame period
+    no whole number of its periods), a model of ν and 2ν left 20-38 % of the flicker's change in the frames; with 3ν
+    6-10 % is left (the fifth harmonic, unmodelled, and noise)."""
+    camera = Camera(width=64, height=HEIGHT, total_rows=total_rows, frame_rate=frame_rate, exposure_ms=exposure_ms)
+    for seed in (3, 4):
+        scene = scene_preset(preset, seed=seed, n_objects=0, flicker_modulation=0.25, ae_strength=0.0, flicker_square=1.0)
+        rows, pts = rendered_profiles(camera, NO_FLASH, scene, 120, 3)
+        flicker, change, _ = ambient.fit_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts)))
+        true_period = 1000.0 / (2.0 * scene.mains_hz) / camera.line_period_ms
+        assert flicker.period_rows == pytest.approx(true_period, rel=0.01)
+        predicted = np.asarray(ambient.flicker_rows(jnp.asarray(change), jnp.float32(flicker.cycles_per_row), HEIGHT))
+        left = rows.median[20:100] - predicted[20:100]
+        assert np.median(np.ptp(left, axis=1)) < 0.12 * np.median(np.ptp(rows.median[20:100], axis=1))
+
+
 def indoor_case(rng, n_frames: int, n_flashes: int):
     """A camera, flashes and indoor scene drawn over the real ranges (FACTS.md)."""
     frame_rate = float(rng.choice(FRAME_RATES))

@@ -21,7 +21,8 @@ def lamp_mean(start_ms, end_ms, scene, n_samples=2001):
     fraction = (np.arange(n_samples) + 0.5) / n_samples
     t_s = (start_ms[..., None] + (end_ms - start_ms)[..., None] * fraction) / 1000.0
     omega = 2 * np.pi * 2 * scene.mains_hz
-    wave = np.sin(omega * t_s + scene.flicker_phase)
+    theta = omega * t_s + scene.flicker_phase
+    wave = np.sin(theta) + scene.flicker_square * (np.sin(3 * theta) / 3 + np.sin(5 * theta) / 5)
     wave += scene.flicker_harmonic * np.sin(2 * omega * t_s + scene.flicker_harmonic_phase)
     return 1.0 + scene.flicker_modulation * wave.mean(axis=-1)
 
@@ -45,8 +46,10 @@ def test_flicker_bands_have_the_mains_period_and_move_by_f_times_T():
     assert 0.5 * (bands.max() - bands.min()) == pytest.approx(amplitude, rel=2e-3)
 
 
-def test_cameras_see_the_flicker_of_the_reference_clock():
-    scene = scene_preset("indoor_60hz", seed=7, ambient_variation=0.0)
+@pytest.mark.parametrize("square", [0.0, 1.0])
+def test_cameras_see_the_flicker_of_the_reference_clock(square):
+    """Lamps' sinusoids, or with ``square`` 1 an LED driver's square wave's odd harmonics too, on the reference clock."""
+    scene = scene_preset("indoor_60hz", seed=7, ambient_variation=0.0, flicker_square=square)
     assert scene.flicker_harmonic > 0 and abs(scene.mains_hz - 60.0) <= 0.05
     cameras = [
         Camera(width=WIDTH, height=HEIGHT, total_rows=130, frame_rate=30000 / 1001, exposure_ms=2.0,

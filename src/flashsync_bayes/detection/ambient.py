@@ -6,17 +6,20 @@ over its own exposure window, so a rolling shutter paints horizontal bands of ``
 Without a flash, the median row profile of frame k (log brightness change, see
 :class:`~flashsync_bayes.detection.profiles.RowProfiles`) is the ambient change
 
-    l_k(r) = g_k + w_k(r) - w_{k-1}(r),    w_k(r) = Re[z_k e^{2πiνr}] + Re[y_k e^{4πiνr}],
+    l_k(r) = g_k + w_k(r) - w_{k-1}(r),    w_k(r) = Σ_h Re[z_{k,h} e^{2πihνr}]  (h = 1 .. H),
 
 with ``g_k`` the change of the camera's gain (auto-exposure latches one gain per frame) and
 ``w_k`` the log flicker level the rows of frame k saw; the complex amplitudes turn by a fixed
-``ρ = e^{2πi f T}`` per frame period (``ρ²`` for the second harmonic), slowly varying with the
-mains frequency and the exposure.
+``ρ = e^{2πi f T}`` per frame period (``ρ^h`` for harmonic h), slowly varying with the
+mains frequency and the exposure. Lamps' light is no pure sinusoid: a filament's or a tube's
+has a second harmonic, an LED driver that switches its current a square wave's third (a third
+of the fundamental; each row's exposure averages it away the more, the longer it is). ``H`` is
+:func:`harmonics`: 3 where a frame holds enough cycles to tell them apart, else 2.
 
 The model is fitted in three steps, none of which lets a flash frame explain itself:
 
 1. :func:`band_frequency`: ``ν`` from the spectrum of many frames' median profiles;
-2. :func:`frame_coefficients`: per frame, a robust least-squares fit of the change's two
+2. :func:`frame_coefficients`: per frame, a robust least-squares fit of the change's
    sinusoids (pure JAX, vmapped over frames);
 3. :func:`predict_flicker`: ``ρ`` from the periodogram of consecutive frames' changes, then
    every frame's flicker predicted from the median of its neighbours' (leave-one-out), so a
@@ -68,6 +71,15 @@ MIN_LEVER = 0.3
 MAX_GAIN_CHANGE = 0.25
 #: Iterations of the per-frame robust fit.
 ROBUST_ITERATIONS = 4
+#: Harmonics of the band frequency in the flicker model: ν and 2ν, and 3ν where a frame holds at least
+#: ``THIRD_HARMONIC_CYCLES`` cycles of ν (with fewer, three harmonics and a slope are too alike to be told apart).
+HARMONICS = 2
+THIRD_HARMONIC_CYCLES = 1.0
+
+
+def harmonics(cycles_per_row: float, rows: int) -> int:
+    """Harmonics of the flicker model for bands of ``cycles_per_row`` in frames of ``rows`` rows (see :data:`HARMONICS`)."""
+    return HARMONICS + int(cycles_per_row * rows >= THIRD_HARMONIC_CYCLES)
 
 
 class Flicker(NamedTuple):
@@ -132,7 +144,7 @@ def band_frequency(median: np.ndarray) -> float:
     refined between grid steps; its half instead where the pair ``(ν/2, ν)`` explains clearly
     more than ``(ν, 2ν)`` (a second harmonic stronger than the fundamental); 0 unless it explains
     :data:`MIN_EXPLAINED` of the variance and :data:`MIN_PEAK_RATIO` times the median share. Then
-    refined to where the pair ``(ν, 2ν)``, the model frames are fitted with, explains most (within
+    refined to where the :func:`harmonics` that frames are fitted with explain most (within
     :data:`REFINE_SPAN`).
     """
     n, rows = median.shape
@@ -151,10 +163,11 @@ def band_frequency(median: np.ndarray) -> float:
         with_half, with_double = _projected_share(binned, centres, pairs)
         if with_half > with_double + HARMONIC_MARGIN:
             cycles /= 2
-    # the flicker model's own pair (ν, 2ν): a single sinusoid leans towards the harmonic's and the slow light's
+    # the flicker model's own harmonics: a single sinusoid leans towards the harmonic's and the slow light's
     # frequencies where a frame holds about one cycle (9 % at 0.86 cycles)
     fine = cycles * (1.0 + REFINE_SPAN * np.linspace(-1.0, 1.0, 2 * REFINE_STEPS + 1))
-    shares = _projected_share(binned, centres, np.stack([fine, 2 * fine], axis=1) / rows)
+    orders = np.arange(1, harmonics(cycles / rows, rows) + 1)
+    shares = _projected_share(binned, centres, np.outer(fine, orders) / rows)
     best = int(np.argmax(shares))
     cycles = fine[best] + cycles * REFINE_SPAN / REFINE_STEPS * _peak_offset(shares, best)
     return float(cycles / rows)
@@ -169,16 +182,20 @@ def _peak_offset(values: np.ndarray, peak: int) -> float:
     return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
 
 
-def _design(centres, cycles_per_row):
-    """Columns ``[1, cos, sin, cos 2, sin 2, slope]`` of the band sinusoids at row ``centres``, ``(bins, 6)``."""
+def _sinusoids(phase, n_harmonics: int):
+    """``[cos φ, sin φ, ..., cos Hφ, sin Hφ]`` of ``n_harmonics`` harmonics, stacked on a new first axis ``(2 H, ...)``."""
+    return jnp.stack([f(h * phase) for h in range(1, n_harmonics + 1) for f in (jnp.cos, jnp.sin)])
+
+
+def _design(centres, cycles_per_row, n_harmonics: int):
+    """Columns ``[1, cos φ, sin φ, ..., cos Hφ, sin Hφ, slope]`` of the band sinusoids at row ``centres``, ``(bins, 2 H + 2)``."""
     phase = 2 * jnp.pi * cycles_per_row * centres
     slope = (centres - centres.mean()) / centres.shape[0]
-    columns = [jnp.ones_like(phase), jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase), slope]
-    return jnp.stack(columns, axis=1)
+    return jnp.concatenate([jnp.ones_like(phase)[None], _sinusoids(phase, n_harmonics), slope[None]]).T
 
 
 def _robust_fit(values, design):
-    """Tukey-biweight least squares of one frame's binned profile ``(bins,)``: coefficients ``(6,)``."""
+    """Tukey-biweight least squares of one frame's binned profile ``(bins,)``: coefficients ``(2 H + 2,)``."""
 
     def step(coefficients, _):
         residual = values - design @ coefficients
@@ -191,21 +208,23 @@ def _robust_fit(values, design):
     return coefficients
 
 
-@jax.jit
-def _frame_coefficients(binned, centres, cycles_per_row):
-    """:func:`_robust_fit` of every frame ``(n, bins)``: ``(n, 6)``."""
-    design = _design(centres, cycles_per_row)
+@partial(jax.jit, static_argnames=("n_harmonics",))
+def _frame_coefficients(binned, centres, cycles_per_row, n_harmonics: int):
+    """:func:`_robust_fit` of every frame ``(n, bins)``: ``(n, 2 H + 2)``."""
+    design = _design(centres, cycles_per_row, n_harmonics)
     return jax.vmap(_robust_fit, in_axes=(0, None))(binned, design)
 
 
 def frame_coefficients(median: np.ndarray, cycles_per_row: float) -> np.ndarray:
-    """Per frame ``[g, a1, b1, a2, b2, s]`` ``(n, 6)``: gain, band sinusoids and slope of its median profile.
+    """Per frame ``[g, a1, b1, ..., aH, bH, s]`` ``(n, 2 H + 2)``: gain, band sinusoids and slope of its median profile.
 
-    A robust fit of ``g + a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ + s (r - r̄) / R`` with
-    ``φ = 2π ν r``; the slope takes slow changes of the light over the frame's readout.
+    A robust fit of ``g + Σ_h (ah cos hφ + bh sin hφ) + s (r - r̄) / R`` with ``φ = 2π ν r`` and
+    :func:`harmonics` ``H``; the slope takes slow changes of the light over the frame's readout.
     """
     binned, centres = row_bins(np.asarray(median, dtype=np.float32), SEARCH_BINS)
-    return np.asarray(_frame_coefficients(jnp.asarray(binned), jnp.asarray(centres), cycles_per_row), dtype=np.float64)
+    n_harmonics = harmonics(cycles_per_row, median.shape[1])
+    coefficients = _frame_coefficients(jnp.asarray(binned), jnp.asarray(centres), cycles_per_row, n_harmonics)
+    return np.asarray(coefficients, dtype=np.float64)
 
 
 #: Zero-padding factor of the periodogram in :func:`_rotation` (its grid step: a quarter of the resolution).
@@ -262,18 +281,18 @@ def _neighbour_median(values: np.ndarray, half_width: int) -> np.ndarray:
 
 
 def predict_flicker(coefficients: np.ndarray, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, complex]:
-    """Flicker of every frame predicted from its neighbours: ``(change (n, 4), level (n, 4), ρ)``.
+    """Flicker of every frame predicted from its neighbours: ``(change (n, 2 H), level (n, 2 H), ρ)``.
 
     ``coefficients`` from :func:`frame_coefficients`; ``ticks`` the frames' tick numbers on their
     frame clock (consecutive frames differ by 1, dropped frames leave gaps). Returns the predicted
-    change coefficients ``[a1, b1, a2, b2]``, the log flicker level ``w_k`` as coefficients of the
+    change coefficients ``[a1, b1, ..., aH, bH]``, the log flicker level ``w_k`` as coefficients of the
     same sinusoids, and the per-frame rotation ``ρ`` of the fundamental.
     """
-    n = coefficients.shape[0]
+    n, n_harmonics = coefficients.shape[0], (coefficients.shape[1] - 2) // 2
     step = np.concatenate([[0], np.diff(ticks)]).astype(np.int64)
-    change = [coefficients[:, 1] - 1j * coefficients[:, 2], coefficients[:, 3] - 1j * coefficients[:, 4]]
+    change = [coefficients[:, 2 * h - 1] - 1j * coefficients[:, 2 * h] for h in range(1, n_harmonics + 1)]
     rho = _rotation(change[0], ticks, step)
-    predicted_change, level = np.zeros((n, 4)), np.zeros((n, 4))
+    predicted_change, level = np.zeros((n, 2 * n_harmonics)), np.zeros((n, 2 * n_harmonics))
     for h, observed in enumerate(change, start=1):
         turn = rho**h
         lever = 1.0 - turn ** (-step.astype(np.float64))
@@ -291,7 +310,7 @@ def predict_flicker(coefficients: np.ndarray, ticks: np.ndarray) -> tuple[np.nda
 def fit_flicker(
     median: np.ndarray, ticks: np.ndarray, cycles_per_row: float | None = None
 ) -> tuple[Flicker, np.ndarray, np.ndarray]:
-    """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 4), level (n, 4))``.
+    """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 2 H), level (n, 2 H))``.
 
     ``cycles_per_row``: the band frequency ν (cycles per row, 0 for no flicker) to fit, e.g. one found
     earlier in the same video; None searches it in ``median`` (:func:`band_frequency`).
@@ -299,22 +318,26 @@ def fit_flicker(
     n = median.shape[0]
     cycles = band_frequency(median) if cycles_per_row is None else float(cycles_per_row)
     if cycles <= 0:
-        return NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
+        return NO_FLICKER, *no_flicker_coefficients(n)
     change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)
     amplitude = float(np.median(np.hypot(level[:, 0], level[:, 1])))
     return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude), change, level
 
 
+def no_flicker_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(change, level)`` coefficients ``(n, 2 HARMONICS)`` of ``n`` frames without flicker (zeros)."""
+    return np.zeros((n, 2 * HARMONICS)), np.zeros((n, 2 * HARMONICS))
+
+
 @partial(jax.jit, static_argnames=("rows",))
 def flicker_rows(coefficients, cycles_per_row, rows: int):
-    """``a1 cos φ + b1 sin φ + a2 cos 2φ + b2 sin 2φ`` over ``rows`` rows, ``(n, rows)``, ``φ = 2π ν r``.
+    """``Σ_h (ah cos hφ + bh sin hφ)`` over ``rows`` rows, ``(n, rows)``, ``φ = 2π ν r``.
 
-    With :func:`predict_flicker`'s change coefficients ``(n, 4)``: every row's predicted flicker log
+    With :func:`predict_flicker`'s change coefficients ``(n, 2 H)``: every row's predicted flicker log
     change; with its level coefficients: every row's log flicker level.
     """
     phase = 2 * jnp.pi * cycles_per_row * jnp.arange(rows, dtype=jnp.float32)
-    basis = jnp.stack([jnp.cos(phase), jnp.sin(phase), jnp.cos(2 * phase), jnp.sin(2 * phase)], axis=0)
-    return coefficients.astype(jnp.float32) @ basis
+    return coefficients.astype(jnp.float32) @ _sinusoids(phase, coefficients.shape[1] // 2)
 
 
 @jax.jit

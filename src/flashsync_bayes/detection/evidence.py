@@ -125,7 +125,7 @@ def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSetti
     """
     n = rows.median.shape[0]
     if not settings.ambient or n < 3:
-        flicker, change, level = ambient.NO_FLICKER, np.zeros((n, 4)), np.zeros((n, 4))
+        flicker, (change, level) = ambient.NO_FLICKER, ambient.no_flicker_coefficients(n)
     else:
         flicker, change, level = ambient.fit_flicker(rows.median, ticks, cycles_per_row)
     cycles, n_rows = jnp.float32(flicker.cycles_per_row), rows.median.shape[1]

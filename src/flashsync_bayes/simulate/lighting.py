@@ -26,7 +26,7 @@ class Lighting(NamedTuple):
         variation, period_s, phase: the slow change ``1 + variation * sin(2π t / period_s + phase)``,
             t in reference s.
         flicker_hz: lamp flicker frequency, twice the mains frequency (Hz).
-        modulation, flicker_phase, harmonic, harmonic_phase: the flicker, as in :class:`Scene`.
+        modulation, flicker_phase, harmonic, harmonic_phase, square: the flicker, as in :class:`Scene`.
     """
 
     ambient: float
@@ -38,6 +38,7 @@ class Lighting(NamedTuple):
     flicker_phase: float
     harmonic: float
     harmonic_phase: float
+    square: float
 
 
 def scene_lighting(scene: Scene) -> Lighting:
@@ -53,14 +54,15 @@ def scene_lighting(scene: Scene) -> Lighting:
         float(scene.flicker_phase),
         float(scene.flicker_harmonic),
         float(scene.flicker_harmonic_phase),
+        float(scene.flicker_square),
     )
 
 
 def ambient_light(lighting: Lighting, middle_s, start_ms, end_ms):
     """Grey levels the ambient light gives a white surface over exposure windows (arguments broadcast).
 
-    Lamps emit ``ambient * slow(t) * (1 + m * (sin(2π f t + φ) + h * sin(4π f t + φ2)))`` on the
-    reference clock. The slow change is taken at the window's middle ``middle_s`` (reference s);
+    Lamps emit ``ambient * slow(t) * (1 + m * (sin θ + h * sin(4π f t + φ2) + q * (sin 3θ / 3 + sin 5θ / 5)))``,
+    ``θ = 2π f t + φ``, on the reference clock. The slow change is taken at the window's middle ``middle_s`` (reference s);
     the flicker is averaged exactly over ``[start_ms, end_ms]`` (reference ms).
     """
     slow = lighting.ambient * (
@@ -70,6 +72,10 @@ def ambient_light(lighting: Lighting, middle_s, start_ms, end_ms):
     flicker = flicker + lighting.harmonic * window_mean_sine(
         start_ms, end_ms, 2.0 * lighting.flicker_hz, lighting.harmonic_phase
     )
+    for odd in (3, 5):  # a square wave's harmonics, in phase with its fundamental
+        flicker = flicker + lighting.square / odd * window_mean_sine(
+            start_ms, end_ms, odd * lighting.flicker_hz, odd * lighting.flicker_phase
+        )
     return slow * (1.0 + lighting.modulation * flicker)
 
 

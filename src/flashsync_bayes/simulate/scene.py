@@ -14,6 +14,9 @@ import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
 
+#: Largest value of the square wave's odd harmonics ``sin 3θ / 3 + sin 5θ / 5`` (:attr:`Scene.flicker_square`), a bound.
+SQUARE_PEAK = 1 / 3 + 1 / 5
+
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
@@ -38,6 +41,8 @@ class Scene:
         flicker_phase: phase of the flicker ``sin(2π f t + phase)`` at reference time 0 (rad).
         flicker_harmonic: amplitude of the flicker's second harmonic (at 2 f) relative to m.
         flicker_harmonic_phase: phase of that harmonic at reference time 0 (rad).
+        flicker_square: share q in [0, 1] of a square wave's odd harmonics in the flicker: ``q (sin 3θ / 3 + sin 5θ / 5)``
+            added to the fundamental ``sin θ`` (LED drivers that switch their current; 0 for filaments and tubes).
         flash_coverage: fraction of the picture's columns the flashes reach, one span, in (0, 1].
         flash_falloff: relative change of flash intensity across the span (± this, e.g. 0.3).
         window_luminance: grey levels (before gain and clipping) of a bright emitting window placed
@@ -59,6 +64,7 @@ class Scene:
     flicker_phase: float = 0.0
     flicker_harmonic: float = 0.0
     flicker_harmonic_phase: float = 0.0
+    flicker_square: float = 0.0
     flash_coverage: float = 1.0
     flash_falloff: float = 0.0
     window_luminance: float = 0.0
@@ -81,8 +87,12 @@ class Scene:
             raise FlashsyncError(f"mains_hz must be a positive frequency (50 or 60), got {self.mains_hz}")
         if not (self.flicker_modulation >= 0 and self.flicker_harmonic >= 0):
             raise FlashsyncError("flicker_modulation and flicker_harmonic must be non-negative")
-        if not self.flicker_modulation * (1 + self.flicker_harmonic) < 1:
-            raise FlashsyncError("lamps emit no negative light: keep flicker_modulation * (1 + flicker_harmonic) < 1")
+        if not 0 <= self.flicker_square <= 1:
+            raise FlashsyncError(f"flicker_square must lie in [0, 1], got {self.flicker_square}")
+        if not self.flicker_modulation * (1 + self.flicker_harmonic + SQUARE_PEAK * self.flicker_square) < 1:
+            raise FlashsyncError(
+                "lamps emit no negative light: keep flicker_modulation * (1 + flicker_harmonic + 0.53 flicker_square) < 1"
+            )
         if not (math.isfinite(self.flicker_phase) and math.isfinite(self.flicker_harmonic_phase)):
             raise FlashsyncError("flicker phases must be finite (radians)")
         if not 0 < self.flash_coverage <= 1:
