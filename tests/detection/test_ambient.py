@@ -88,8 +88,8 @@ def test_flicker_bands_longer_than_the_frame_are_measured_with_their_harmonic():
 
 
 @pytest.mark.parametrize(
-    "total_rows, frame_rate, exposure_ms, preset",  # 3.0, 3.5 and 1.2 cycles a frame
-    [(500, 24.0, 1.5, "indoor_50hz"), (500, 25.0, 1.5, "indoor_60hz"), (700, 50.0, 1.2, "indoor_60hz")],
+    "total_rows, frame_rate, exposure_ms, preset",  # 3.0, 3.5 and 1.7 cycles a frame
+    [(500, 24.0, 1.5, "indoor_50hz"), (500, 25.0, 1.5, "indoor_60hz"), (500, 50.0, 1.2, "indoor_60hz")],
 )
 def test_an_led_driver_s_square_wave_is_divided_out_with_its_third_harmonic(total_rows, frame_rate, exposure_ms, preset):
     """An LED driver that switches its current flickers as a square wave: its third harmonic is a third of the
