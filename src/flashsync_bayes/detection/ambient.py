@@ -178,7 +178,12 @@ def _peak_offset(values: np.ndarray, peak: int) -> float:
     """Offset in [-0.5, 0.5] grid steps of the parabola through ``values`` around its maximum at ``peak`` (0 at an end)."""
     if not 0 < peak < values.size - 1:
         return 0.0
-    left, mid, right = values[peak - 1 : peak + 2]
+    return _vertex_offset(*values[peak - 1 : peak + 2])
+
+
+def _vertex_offset(left: float, mid: float, right: float) -> float:
+    """Offset in [-0.5, 0.5] grid steps from ``mid`` of the vertex of the parabola through three values a step apart
+    (0 unless it opens downwards)."""
     curvature = left - 2 * mid + right
     return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
 
@@ -257,9 +262,7 @@ def _rotation(change: np.ndarray, ticks: np.ndarray, step: np.ndarray) -> comple
     np.add.at(series, index, values)
     power = np.abs(np.fft.fft(series)) ** 2
     peak = int(np.argmax(power))
-    left, mid, right = power[peak - 1], power[peak], power[(peak + 1) % n_grid]
-    curvature = left - 2 * mid + right
-    offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
+    offset = _vertex_offset(power[peak - 1], power[peak], power[(peak + 1) % n_grid])  # the spectrum wraps around
     return complex(np.exp(2j * np.pi * (peak + offset) / n_grid))
 
 

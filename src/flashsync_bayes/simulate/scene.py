@@ -91,7 +91,8 @@ class Scene:
             raise FlashsyncError(f"flicker_square must lie in [0, 1], got {self.flicker_square}")
         if not self.flicker_modulation * (1 + self.flicker_harmonic + SQUARE_PEAK * self.flicker_square) < 1:
             raise FlashsyncError(
-                "lamps emit no negative light: keep flicker_modulation * (1 + flicker_harmonic + 0.53 flicker_square) < 1"
+                "lamps emit no negative light: keep flicker_modulation * (1 + flicker_harmonic"
+                f" + {SQUARE_PEAK:.3f} flicker_square) < 1"
             )
         if not (math.isfinite(self.flicker_phase) and math.isfinite(self.flicker_harmonic_phase)):
             raise FlashsyncError("flicker phases must be finite (radians)")
