@@ -130,6 +130,8 @@ def flash_evidence(rows: RowProfiles, ticks: np.ndarray, settings: DetectorSetti
         flicker, change, level = ambient.fit_flicker(rows.median, ticks, cycles_per_row)
     cycles, n_rows = jnp.float32(flicker.cycles_per_row), rows.median.shape[1]
     flicker_change, flicker_level = (ambient.flicker_rows(jnp.asarray(c), cycles, n_rows) for c in (change, level))
+    if flicker.cycles_per_row > 0:
+        rows = ambient.lamp_share_divided(RowProfiles(*(jnp.asarray(r) for r in rows)), flicker_change, settings.rank)
     relative = [np.asarray(ambient.flash_profiles(jnp.asarray(profile), flicker_change, flicker_level)) for profile in rows[:3]]
     gain = np.asarray(ambient.frame_gain(jnp.asarray(relative[0]))) if n else np.zeros(0, np.float32)
     return Evidence(relative[1], relative[2], gain, np.asarray(rows.blocks), np.asarray(flicker_change)), flicker

@@ -217,9 +217,13 @@ def row_profiles(changes, saturated, clipped, rank: int) -> RowProfiles:
     """
     median = median_of_kept(changes, clipped)
     evidence = jnp.where(saturated, median[..., None], changes)
+    return RowProfiles(median, *rank_statistics(evidence, rank), evidence.astype(jnp.float16))
+
+
+def rank_statistics(evidence, rank: int):
+    """``(upper, lower)``: the ``rank``-th largest and the ``rank``-th smallest of block changes ``(..., blocks)``."""
     columns = sorted_last_axis(evidence)
-    upper, lower = columns[len(columns) - rank], columns[rank - 1]
-    return RowProfiles(median, upper, lower, evidence.astype(jnp.float16))
+    return columns[len(columns) - rank], columns[rank - 1]
 
 
 class BlockState(NamedTuple):
