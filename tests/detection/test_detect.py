@@ -150,7 +150,7 @@ def test_indoor_flashes_are_found_on_encoded_video(indoor_recording):
     errors, sds, missed, false = matched_edges(truth, events)
     # measured (BT.709-coded video): 36 of 37 stored edges found (the other 5 rows from the bottom), 0 false
     # events, 0.60 rows RMS (bias +0.28: the codec lowers the ramps of slow rises, most of the 50 fps camera's
-    # 9-33-row rises; simulations/README.md), 97 % within 2 sd (seed 9 alike: 25 of 26, 0 false, 0.58 rows,
+    # 9-33-row rises; simulations/README.md), 97 % within 2 sd (seed 9 alike: 25 of 26, 0 false, 0.57 rows,
     # 100 %); before video-range luma was read from its black level, 8 of 13 edges of the 30 fps camera were
     # missed, and before a faint change near a flash had to match its height to count as a moving edge's track,
     # a 30 % flash of the 50 fps camera was
