@@ -373,7 +373,7 @@ SHARE_CHECK_EVERY = 4
 
 
 def _slopes(f, difference, noise, axis: int):
-    """``(slope, counts)``: least-squares slopes ``Σ f d / Σ f²`` of ``difference`` on ``f`` summed over ``axis``, and
+    """``(slope, counted)``: least-squares slopes ``Σ f d / Σ f²`` of ``difference`` on ``f`` summed over ``axis``, and
     whether each counts (see :data:`MAX_SHARE_SD`)."""
     squares = jnp.sum(f * f, axis=axis)
     return jnp.sum(f * difference, axis=axis) / jnp.maximum(squares, 1e-30), squares * MAX_SHARE_SD**2 >= noise**2
@@ -390,10 +390,10 @@ def _run_shares(f, difference, noise, around: int):
     """Median over each run's ``around`` runs on each side of the slopes of ``difference`` on ``f``, both in runs
     ``(runs, run, ...)`` (:func:`_in_runs`), of the runs whose fit counts: ``(runs, ...)`` (0 where none does)."""
     runs = f.shape[0]
-    slopes, counts = _slopes(f, difference, noise, axis=1)
+    slopes, counted = _slopes(f, difference, noise, axis=1)
     around_runs = [  # (runs, ..., 2 around + 1): each run's and its neighbours', those beyond the ends not counting
         jnp.stack([v[k : k + runs] for k in range(2 * around + 1)], axis=-1)
-        for v in (jnp.pad(v, ((around, around),) + ((0, 0),) * (v.ndim - 1)) for v in (slopes, counts))
+        for v in (jnp.pad(v, ((around, around),) + ((0, 0),) * (v.ndim - 1)) for v in (slopes, counted))
     ]
     return median_of_kept(around_runs[0], ~around_runs[1])
 
@@ -409,22 +409,22 @@ def _share_fit_inputs(rows: RowProfiles, flicker_change):
 
 
 @jax.jit
-def _rows_off_share(rows: RowProfiles, flicker_change):
-    """``(rows,)`` whether some block's share of a row, fitted over every :data:`SHARE_CHECK_EVERY`-th frame, differs
-    from the median's by :data:`MIN_SHARE_EXCESS` or more (see :func:`lamp_share_divided`)."""
+def _share_off(rows: RowProfiles, flicker_change):
+    """Whether some block's share of some row, fitted over every :data:`SHARE_CHECK_EVERY`-th frame, differs from the
+    median's by :data:`MIN_SHARE_EXCESS` or more (see :func:`lamp_share_divided`)."""
     every = slice(None, None, SHARE_CHECK_EVERY)
     f, difference, noise = _share_fit_inputs(RowProfiles(*(r[every] for r in rows)), flicker_change[every])
-    slopes, counts = _slopes(f, difference, noise, axis=0)
-    return jnp.any(counts & (jnp.abs(slopes) >= MIN_SHARE_EXCESS), axis=-1)
+    slopes, counted = _slopes(f, difference, noise, axis=0)
+    return jnp.any(counted & (jnp.abs(slopes) >= MIN_SHARE_EXCESS))
 
 
 @partial(jax.jit, static_argnames=("rank",))
 def _share_divided(rows: RowProfiles, flicker_change, rank: int) -> RowProfiles:
     """:func:`lamp_share_divided` where some block's share is off (every row is fitted on its own)."""
     f, difference, noise = _share_fit_inputs(rows, flicker_change)
-    f, difference, blocks = (_in_runs(v, SHARE_RUN_FRAMES) for v in (f, difference, rows.blocks.astype(jnp.float32)))
-    excess = _run_shares(f, difference, noise, SHARE_RUNS_AROUND)
-    blocks = (blocks - jnp.maximum(excess, -1.0)[:, None] * f).reshape((-1,) + blocks.shape[2:])[: rows.blocks.shape[0]]
+    f, difference = (_in_runs(v, SHARE_RUN_FRAMES) for v in (f, difference))
+    excess = jnp.maximum(_run_shares(f, difference, noise, SHARE_RUNS_AROUND), -1.0)[:, None] * f  # (runs, run, ...)
+    blocks = rows.blocks.astype(jnp.float32) - excess.reshape((-1,) + f.shape[2:])[: rows.blocks.shape[0]]
     return RowProfiles(rows.median, *rank_statistics(blocks, rank), blocks.astype(jnp.float16))
 
 
@@ -441,10 +441,10 @@ def lamp_share_divided(rows: RowProfiles, flicker_change, rank: int) -> RowProfi
     (:func:`~flashsync_bayes.detection.profiles.row_profiles`), stay so and count in no fit. Takes ``e f`` off the
     blocks, which keep ``f`` like the median (the evidence divides it out of all alike). ``rows`` as they are unless
     some block's share of some row over all the frames is :data:`MIN_SHARE_EXCESS` off the median's
-    (:func:`_rows_off_share`); then every row is fitted (fitting only those rows and a few beside them saves time but
+    (:func:`_share_off`); then every row is fitted (fitting only those rows and a few beside them saves time but
     steps where divided and undivided rows meet: with 4 rows beside, an edge there came out 3.7 rows late, 1.7 with all).
     """
-    if not np.any(np.asarray(_rows_off_share(rows, flicker_change))):
+    if not bool(_share_off(rows, flicker_change)):
         return rows
     return _share_divided(rows, flicker_change, rank)
 

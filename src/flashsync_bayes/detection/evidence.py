@@ -24,7 +24,8 @@ class Evidence(NamedTuple):
         falling: ``(n_frames, rows)`` change that a quarter show at most (falls).
         gain: ``(n_frames,)`` each frame's change of the whole picture (auto-exposure), relative.
         blocks: ``(n_frames, rows, blocks)`` each column block's log change (float16, see
-            :class:`~flashsync_bayes.detection.profiles.RowProfiles`), None where only a profile is known.
+            :class:`~flashsync_bayes.detection.profiles.RowProfiles`), its own share of the flicker made the median's
+            (:func:`~flashsync_bayes.detection.ambient.lamp_share_divided`), None where only a profile is known.
         flicker: ``(n_frames, rows)`` the predicted flicker log change of every row (common to all blocks).
     """
 
