@@ -15,7 +15,7 @@ import numpy as np
 from jax.scipy.special import erfcx, log_ndtr, ndtr
 
 from flashsync_bayes import export_cache
-from flashsync_bayes.detection.profiles import biweight, robust_sd
+from flashsync_bayes.detection.profiles import biweight, biweight_loss, robust_sd
 from flashsync_bayes.export_cache import serializable
 
 #: Rows above / below a candidate leading edge that the sub-row fit looks at.
@@ -163,16 +163,22 @@ MIN_RESIDUAL_SD = 1e-6
 
 
 def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
-    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``, keep the lowest cost, then refit robustly.
+    """Fit from each of several starting points ``(n_starts, N_EDGE_PARAMS)``, keep the robustly best, then refit robustly.
 
-    The refit starts from the best fit and weighs rows by the Tukey biweight of its residuals, so
-    that a few rows the model cannot be (a moving object's thin edge, a codec block) do not bend
-    the edge.
+    The best fit has the lowest Tukey-biweight loss of its residuals (:func:`biweight_loss`, at the smallest robust
+    residual sd of all the fits): with least squares, a row or two that no fit can be (a moving object's thin edge
+    far below the flash's) chose the fit that bent most towards them. The refit starts from the best fit and weighs
+    rows by the biweight of its residuals, so that those rows do not bend the edge.
     """
     fits, costs = jax.vmap(_fit_one, in_axes=(None, None, None, 0, None, None, None))(y, weight, x, starts, free, iterations, weight)
-    best = jnp.argmin(jnp.where(jnp.isfinite(costs), costs, jnp.inf))
+    residuals = jnp.where(weight > 0, y - jax.vmap(edge_model, in_axes=(0, None))(fits.params, x), jnp.nan)
+    usable = jnp.isfinite(costs)
+    spreads = jax.vmap(partial(robust_sd, ignore_nan=True))(residuals)
+    scale = jnp.min(jnp.where(usable & jnp.isfinite(spreads), spreads, jnp.inf)) + MIN_RESIDUAL_SD
+    losses = jnp.sum(weight * biweight_loss(jnp.nan_to_num(residuals), scale), axis=1)
+    best = jnp.argmin(jnp.where(usable & jnp.isfinite(losses), losses, jnp.inf))
     first = jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
-    residual = jnp.where(weight > 0, y - edge_model(first.params, x), jnp.nan)
+    residual = residuals[best]
     scale = robust_sd(residual, ignore_nan=True) + MIN_RESIDUAL_SD
     robust = weight * biweight(jnp.nan_to_num(residual), scale)
     refit, _ = _fit_one(y, robust, x, first.params, free, iterations, weight)

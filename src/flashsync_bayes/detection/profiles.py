@@ -292,6 +292,13 @@ def biweight(residual, scale):
     return jnp.where(jnp.abs(u) < 1, (1 - u * u) ** 2, 0.0)
 
 
+def biweight_loss(residual, scale):
+    """Tukey biweight loss of ``residual`` for a robust ``scale`` (sd), in [0, 1]: 1 beyond :data:`BIWEIGHT` sds (the
+    loss whose weights are :func:`biweight`)."""
+    u = residual / (BIWEIGHT * scale)
+    return jnp.where(jnp.abs(u) < 1, 1 - (1 - u * u) ** 3, 1.0)
+
+
 #: Row-to-row differences (about, at least) from which :func:`row_noise` estimates a frame's noise. Thresholds take the
 #: median over a window's frames (:func:`flash_thresholds`), so a frame's estimate need not be precise (128 differences:
 #: ~15 %; the median of 1000 frames: ~0.5 %); all of a 720-row frame's took 3/4 of the time of scoring frames.
