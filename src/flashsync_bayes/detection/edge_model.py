@@ -176,7 +176,7 @@ def _fit_best(y, weight, x, starts, free, iterations: int) -> EdgeFit:
     spreads = jax.vmap(partial(robust_sd, ignore_nan=True))(residuals)
     scale = jnp.min(jnp.where(usable & jnp.isfinite(spreads), spreads, jnp.inf)) + MIN_RESIDUAL_SD
     losses = jnp.sum(weight * biweight_loss(jnp.nan_to_num(residuals), scale), axis=1)
-    best = jnp.argmin(jnp.where(usable & jnp.isfinite(losses), losses, jnp.inf))
+    best = jnp.argmin(jnp.where(usable, losses, jnp.inf))
     first = jax.tree_util.tree_map(lambda leaf: leaf[best], fits)
     residual = residuals[best]
     scale = robust_sd(residual, ignore_nan=True) + MIN_RESIDUAL_SD

@@ -286,17 +286,21 @@ def robust_sd(values, axis=-1, ignore_nan: bool = False):
 BIWEIGHT = 4.685
 
 
+def _biweight_inside(residual, scale):
+    """``1 - u²`` of ``u = residual / (BIWEIGHT scale)`` where ``|u| < 1``, else 0: what the Tukey biweight is made of."""
+    u = residual / (BIWEIGHT * scale)
+    return jnp.where(jnp.abs(u) < 1, 1 - u * u, 0.0)
+
+
 def biweight(residual, scale):
     """Tukey biweight weights of ``residual`` for a robust ``scale`` (sd): 0 beyond :data:`BIWEIGHT` sds."""
-    u = residual / (BIWEIGHT * scale)
-    return jnp.where(jnp.abs(u) < 1, (1 - u * u) ** 2, 0.0)
+    return _biweight_inside(residual, scale) ** 2
 
 
 def biweight_loss(residual, scale):
     """Tukey biweight loss of ``residual`` for a robust ``scale`` (sd), in [0, 1]: 1 beyond :data:`BIWEIGHT` sds (the
     loss whose weights are :func:`biweight`)."""
-    u = residual / (BIWEIGHT * scale)
-    return jnp.where(jnp.abs(u) < 1, 1 - (1 - u * u) ** 3, 1.0)
+    return 1 - _biweight_inside(residual, scale) ** 3
 
 
 #: Row-to-row differences (about, at least) from which :func:`row_noise` estimates a frame's noise. Thresholds take the
