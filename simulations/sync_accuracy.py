@@ -10,7 +10,8 @@ per seed and method: error RMS and max (ms), mean and largest posterior sd (ms),
 |error| / sd, the share of points whose 90 % interval holds the truth, and the fit time.
 
 Run: ``python simulations/sync_accuracy.py [--seeds 0 1] [--duration 10] [--flashes 10]
-[--crf 23] [--codec hevc] [--scene indoor_50hz] [--timestamps quicktime] [--frame-rate 29.97] [--outdir DIR] [--reuse]``.
+[--crf 23] [--codec hevc] [--scene indoor_50hz] [--timestamps quicktime] [--frame-rate 29.97] [--no-flicker-ruler]
+[--outdir DIR] [--reuse]``. With a scene, the flicker ruler's verdict per camera is printed after the first fit.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scene", default="clean", choices=sorted(SCENE_PRESETS), help="scene preset (lighting)")
     parser.add_argument("--timestamps", default="exact", choices=["exact", "quicktime", "ms"], help="container timestamps")
     parser.add_argument("--frame-rate", type=float, help="one frame rate for all cameras (phones; default: mixed)")
+    parser.add_argument(
+        "--no-flicker-ruler", dest="flicker_ruler", action="store_false", help="fit without the flicker bands' ruler"
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="inference methods")
     parser.add_argument("--outdir", help="keep the videos here (default: a temporary directory)")
     parser.add_argument("--reuse", action="store_true", help="reuse recordings already in --outdir")
@@ -158,7 +162,7 @@ def main(argv=None) -> int:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     try:
-                        result = fit(matched, method=method, seed=seed)
+                        result = fit(matched, method=method, seed=seed, flicker_ruler=args.flicker_ruler)
                     except FlashsyncError as error:
                         print(f"  {method}: failed: {error}", flush=True)
                         continue
@@ -175,6 +179,8 @@ def main(argv=None) -> int:
                         row["warnings"].append("NUTS diagnostics: " + "; ".join(problems(diagnostics)))
                 rows.append(row)
                 print(f"  {method}: fitted in {seconds:.1f} s", flush=True)
+                if method == args.methods[0]:
+                    print("  flicker ruler: " + "; ".join(result.metadata["flicker_ruler"]["notes"]), flush=True)
 
     print(
         f"\n{'seed':>4} {'method':>8} {'rms_ms':>8} {'max_ms':>8} {'mean_sd':>8} {'max_sd':>8} "

@@ -37,6 +37,7 @@ def synchronize(
     readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
     tolerance_ms: float | None = None,
+    flicker_ruler: bool = True,
     settings: DetectorSettings | None = None,
     cache_dir: str | None = None,
     seed: int = 0,
@@ -52,8 +53,9 @@ def synchronize(
     size and frame rate before anything is decoded. ``method`` is "bayes" (NUTS), "laplace" (fast
     approximation) or "lsq" (the paper's joint least squares). ``tolerance_ms`` is how far (ms) two
     cameras' events of one flash may disagree when matching (default: see
-    :func:`~flashsync_bayes.matching.match_events`; raise it for timestamps with jitter of ms). Profiles are cached in
-    ``cache_dir`` when given. ``jobs`` and ``client`` run the detection in parallel (see
+    :func:`~flashsync_bayes.matching.match_events`; raise it for timestamps with jitter of ms). With ``flicker_ruler``
+    mains-flicker bands pin the times per row where they can (:mod:`~flashsync_bayes.inference.flicker_ruler`).
+    Profiles are cached in ``cache_dir`` when given. ``jobs`` and ``client`` run the detection in parallel (see
     :func:`~flashsync_bayes.detection.detect_events`); matching and fit run here.
     """
     paths = [os.fspath(p) for p in paths]
@@ -75,6 +77,7 @@ def synchronize(
         readout_ms=readout_ms,
         frame_period_ms=frame_period_ms,
         tolerance_ms=tolerance_ms,
+        flicker_ruler=flicker_ruler,
         seed=seed,
         progress=progress,
     )
@@ -89,6 +92,7 @@ def synchronize_events(
     readout_ms: Mapping[str, float] | None = None,
     frame_period_ms: Mapping[str, float] | None = None,
     tolerance_ms: float | None = None,
+    flicker_ruler: bool = True,
     seed: int = 0,
     progress: bool = True,
 ) -> SyncResult:
@@ -113,6 +117,7 @@ def synchronize_events(
         total_rows={k: v for k, v in (total_rows or {}).items() if k in kept},
         readout_ms={k: v for k, v in (readout_ms or {}).items() if k in kept},
         frame_period_ms=frame_period_ms,
+        flicker_ruler=flicker_ruler,
         seed=seed,
         progress=progress,
     )

@@ -46,6 +46,11 @@ def _metadata(posterior: Posterior) -> dict:
         "frame_period_ms": [float(t) for t in problem.frame_period_ms],
         "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
         "facts": list(problem.facts),
+        "flicker_ruler": {
+            "flicker_hz": None if not problem.ruler.used.any() else float(problem.ruler.flicker_hz),
+            "used": [bool(u) for u in problem.ruler.used],
+            "notes": list(problem.ruler.notes),
+        },
         "readout_prior": [float(v) for v in posterior.priors.readout_fraction],
         "n_flashes": int(problem.flash_ids.size),
     }
@@ -247,8 +252,9 @@ class SyncResult:
         A camera is pinned by a given fact (total rows, readout time) or when the posterior sd of
         its readout fraction ``R / L`` is at most :data:`IDENTIFIED_SD_RATIO` of the prior's. With
         one frame rate and locked frame phases the flash edges cannot separate a common time per
-        row from shift and drift (DESIGN §5); the posterior then keeps the prior's width, and
-        the time of rows far from the flash edges is uncertain by up to ``readout_ms_sd``.
+        row from shift and drift (DESIGN §5); unless mains-flicker bands measure it (the reason
+        names them), the posterior then keeps the prior's width, and the time of rows far from
+        the flash edges is uncertain by up to ``readout_ms_sd``.
 
         Returns ``{camera: {"time_per_row_identified", "reason", "readout_ms", "readout_ms_sd",
         "posterior_prior_sd_ratio"}}``.
@@ -257,6 +263,10 @@ class SyncResult:
         readout = self._readout_ms()
         mean, sd = readout.mean(("chain", "draw")), readout.std(("chain", "draw"))
         fraction_sd = self.idata.posterior["readout_fraction"].std(("chain", "draw"))
+        ruler = self.metadata.get("flicker_ruler")
+        used = ruler["used"] if ruler else [False] * len(self.cameras)
+        others = "flashes and other cameras' flicker bands" if any(used) else "flashes"
+        evidence = ["flashes and its flicker bands" if u else others for u in used]
         out = {}
         for i, camera in enumerate(self.cameras):
             fact = self.metadata["facts"][i]
@@ -265,11 +275,11 @@ class SyncResult:
             if fact is not None:
                 identified, reason = True, f"{fact} given"
             elif ratio <= IDENTIFIED_SD_RATIO:
-                identified, reason = True, f"pinned by the flashes: readout known to ±{spread_ms:.3f} ms"
+                identified, reason = True, f"pinned by the {evidence[i]}: readout known to ±{spread_ms:.3f} ms"
             else:
                 identified = False
                 reason = (
-                    f"not pinned by the flashes: readout ±{spread_ms:.2f} ms, {100 * ratio:.0f} % of the prior's width"
+                    f"not pinned by the {evidence[i]}: readout ±{spread_ms:.2f} ms, {100 * ratio:.0f} % of the prior's width"
                 )
             out[camera] = {
                 "time_per_row_identified": identified,

@@ -69,6 +69,32 @@ def test_flicker_fit_measures_band_period_and_phase_step(frame_rate, preset, row
     assert min(abs(flicker.phase_step - true_step), 1 - abs(flicker.phase_step - true_step)) < 0.01
 
 
+def test_the_band_period_s_error_says_how_well_it_was_measured():
+    """The period's standard error (a ruler for the time per row) matches its errors against the lamps' truth.
+
+    Cameras drawn over FACTS ranges whose bands move between frames (the ruler's condition); errors
+    here run from 0.01 % to ~1 % (periods near the frame height), and the sds must follow them.
+    """
+    rng = np.random.default_rng(2)
+    z = []
+    for seed in range(16):
+        frame_rate, preset = float(rng.choice(FRAME_RATES)), str(rng.choice(["indoor_50hz", "indoor_60hz"]))
+        rows_ratio, exposure_ms, modulation = rng.uniform(1.2, 1.7), rng.uniform(1.0, 10.0), rng.uniform(0.1, 0.3)
+        camera = Camera(width=64, height=HEIGHT, total_rows=int(HEIGHT * rows_ratio), frame_rate=frame_rate,
+                        exposure_ms=min(exposure_ms, 1000.0 / frame_rate))  # fmt: skip
+        scene = scene_preset(preset, seed=seed, flicker_modulation=modulation)
+        rows, pts = rendered_profiles(camera, NO_FLASH, scene, 120, seed)
+        flicker, _, _ = ambient.fit_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts)))
+        if flicker.cycles_per_row <= 0 or abs(1.0 - np.exp(2j * np.pi * flicker.phase_step)) < ambient.MIN_LEVER:
+            continue
+        true_period = 1000.0 / (2.0 * scene.mains_hz) / camera.line_period_ms
+        z.append((flicker.period_rows - true_period) / flicker.period_rows_sd)
+    z = np.array(z)
+    assert z.size >= 6
+    assert np.max(np.abs(z)) < 3.5
+    assert 0.3 < np.sqrt(np.mean(z**2)) < 2.0
+
+
 def test_flicker_bands_longer_than_the_frame_are_measured_with_their_harmonic():
     """A 60 fps phone under 50 Hz lamps with a short exposure: bands of 420 rows in a 360-row frame (0.86 cycles).
     A single sinusoid's best frequency there leaned up to 14 % off (seeds 3-6: 362, 407, 433, 389 rows), leaving up to

@@ -170,6 +170,59 @@ def test_a_readout_time_pins_every_locked_camera(locked):
     np.testing.assert_allclose(result.parameters()["total_rows"].values, [c.total_rows for c in LOCKED], rtol=3e-3)
 
 
+def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed):
+    """``events`` with the flicker variables detection would measure under lamps at ``lamps_hz`` (reference time):
+    band periods off by Gaussian errors of ``relative_sd``, which their sds state."""
+    rng = np.random.default_rng(seed)
+    period = np.array([1000.0 / (lamps_hz * c.drift * c.line_period_ms) for c in cameras])
+    measured = period * (1.0 + relative_sd * rng.standard_normal(period.size))
+    step = np.array([(lamps_hz * 1000.0 / c.frame_rate / 1000.0) % 1.0 for c in cameras])
+    return events.assign(
+        flicker_period_rows=("camera", measured),
+        flicker_period_rows_sd=("camera", relative_sd * measured),
+        flicker_phase_step=("camera", step),
+    )
+
+
+def test_bands_the_flashes_contradict_pin_nothing(identifiable):
+    """Cameras at three frame rates, whose flashes pin their times per row: true 100 Hz bands are kept (but at 25 fps,
+    where they stand still), bands of other light at 97 Hz whose phase step happens to match 100 Hz lamps are left
+    out (the note says why)."""
+    events, kept = identifiable
+    banded = with_flicker_bands(events, IDENTIFIABLE, 100.02, 5e-4, seed=5)
+    assert fit(banded, method="lsq").metadata["flicker_ruler"]["used"] == [True, False, True]
+    other_light = banded["flicker_period_rows"].values.copy()
+    other_light[2] *= 100.0 / 97.0
+    result = fit(banded.assign(flicker_period_rows=("camera", other_light)), method="lsq")
+    ruler = result.metadata["flicker_ruler"]
+    assert ruler["used"] == [True, False, False]
+    assert "left out" in ruler["notes"][2] and "left out" not in ruler["notes"][0]
+    # measured: 0.004 ms RMS, errors within 1.5 sd; kept, the 97 Hz bands made it 0.095 ms RMS at up to 9.6 sd
+    errors, sd = grid_errors(result, IDENTIFIABLE, kept, IDENTIFIABLE_WINDOW, with_sd=True)
+    assert np.sqrt(np.mean(errors**2)) < 0.02 and np.max(np.abs(errors) / np.maximum(sd, 1e-6)) < 3.5
+
+
+def test_moving_flicker_bands_pin_every_locked_camera(locked):
+    """Under 100 Hz lamps (mains 0.05 % off nominal) 30 fps bands move a third of a period a frame: their period, a
+    ruler for the time per row, pins the common scale the flashes leave open; switched off, it is open again."""
+    events, kept = locked
+    banded = with_flicker_bands(events, LOCKED, 100.05, 5e-4, seed=3)
+    result = fit(banded, method="bayes", **SHORT_NUTS)
+    rms, _ = assert_accurate(result, LOCKED, kept, LOCKED_WINDOW)
+    assert rms < 0.05
+    errors, sd = grid_errors(result, LOCKED, kept, LOCKED_WINDOW, with_sd=True)
+    assert np.max(np.abs(errors) / np.maximum(sd, 1e-6)) < 3.5
+    pinned = result.identifiability()
+    assert all(v["time_per_row_identified"] and "its flicker bands" in v["reason"] for v in pinned.values())
+    table = result.parameters()
+    truth = np.array([c.total_rows for c in LOCKED])
+    np.testing.assert_allclose(table["total_rows"].values, truth, rtol=3e-3)
+    assert (np.abs(table["total_rows"].values - truth) < 3.5 * table["total_rows_sd"].values).all()
+    assert result.metadata["flicker_ruler"]["flicker_hz"] == 100.0
+    off = fit(banded, method="lsq", flicker_ruler=False)
+    assert not any(v["time_per_row_identified"] for v in off.identifiability().values())
+
+
 def test_posterior_layout(fits):
     idata = fits["bayes"].idata
     post = idata.posterior

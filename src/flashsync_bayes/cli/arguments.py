@@ -86,6 +86,12 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         help="known readout time of a video: ms to read all its stored rows, from a datasheet (repeatable)",
     )
     parser.add_argument(
+        "--no-flicker-ruler",
+        dest="flicker_ruler",
+        action="store_false",
+        help="do not let mains-flicker bands (100/120 Hz lamps) pin the cameras' time per row",
+    )
+    parser.add_argument(
         "--tolerance-ms",
         type=float,
         metavar="MS",

@@ -96,6 +96,7 @@ def fit_options(args: argparse.Namespace) -> dict:
         "total_rows": known_facts(args.total_rows, "total-rows"),
         "readout_ms": known_facts(args.readout_ms, "readout-ms"),
         "tolerance_ms": args.tolerance_ms,
+        "flicker_ruler": args.flicker_ruler,
         "seed": args.seed,
         "progress": progress_wanted(args),
     }

@@ -45,11 +45,13 @@ SAME_RATE_SHARE = 1e-3
 
 
 def readouts_on_wrapped_bands(result) -> bool:
-    """Whether every camera runs at one frame rate with no readout fact: the flashes then pin the readouts only
-    through the few bands that cross a frame boundary, and the posterior along them is not Gaussian."""
+    """Whether every camera runs at one frame rate with no readout fact nor flicker ruler: the flashes then pin the
+    readouts only through the few bands that cross a frame boundary, and the posterior along them is not Gaussian."""
     periods = [float(t) for t in result.metadata["frame_period_ms"]]
     one_rate = max(periods) - min(periods) <= SAME_RATE_SHARE * min(periods)
-    return len(periods) > 1 and one_rate and all(fact is None for fact in result.metadata["facts"])
+    ruler = result.metadata.get("flicker_ruler")
+    unruled = not (ruler and any(ruler["used"]))
+    return len(periods) > 1 and one_rate and unruled and all(fact is None for fact in result.metadata["facts"])
 
 
 def warn_about(result) -> None:
@@ -62,7 +64,8 @@ def warn_about(result) -> None:
             f"the flashes do not pin the time per row of {spread} across the frame (one frame rate, locked frame "
             "phases): synchronized times far from the rows where flashes were seen are that uncertain, and the "
             "intervals say so. To pin it give --readout-ms VIDEO=MS or --total-rows VIDEO=N from a datasheet, "
-            "record a flash whose band crosses a frame boundary, or add a camera at another frame rate",
+            "record a flash whose band crosses a frame boundary, add a camera at another frame rate, or film under "
+            "mains lamps whose flicker bands move from frame to frame",
             stacklevel=2,
         )
     if result.method != NUTS and not open_rows and readouts_on_wrapped_bands(result):

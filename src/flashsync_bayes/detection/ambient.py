@@ -62,6 +62,10 @@ HARMONIC_MARGIN = 0.05
 #: The band frequency is refined within this share of the search's (on each side), in ``REFINE_STEPS`` steps a side.
 REFINE_SPAN = 0.15
 REFINE_STEPS = 60
+#: Consecutive groups of the searched frames whose refined band frequencies give its standard error,
+#: measured where each group holds at least ``MIN_GROUP_FRAMES`` frames.
+ERROR_GROUPS = 4
+MIN_GROUP_FRAMES = 16
 #: Frames on each side whose flicker predicts a frame's.
 NEIGHBOURS = 15
 #: Frames whose flicker change ``|1 - ρ^-n|`` is smaller than this say little about the phase.
@@ -90,16 +94,24 @@ class Flicker(NamedTuple):
         cycles_per_row: band frequency ν (0 if no flicker was found).
         phase_step: phase advance of the bands per frame period, cycles in [0, 1).
         amplitude: median amplitude of the fundamental's log level ``|z|``.
+        cycles_per_row_sd: standard error of ν (cycles per row; 0 where not measured).
     """
 
     cycles_per_row: float
     phase_step: float
     amplitude: float
+    cycles_per_row_sd: float = 0.0
 
     @property
     def period_rows(self) -> float:
         """Band period in rows, ``(1/f) / time per row``; NaN without flicker."""
         return 1.0 / self.cycles_per_row if self.cycles_per_row > 0 else float("nan")
+
+    @property
+    def period_rows_sd(self) -> float:
+        """Standard error of :attr:`period_rows` (rows); NaN where ν or its error was not measured."""
+        measured = self.cycles_per_row > 0 and self.cycles_per_row_sd > 0
+        return self.cycles_per_row_sd / self.cycles_per_row**2 if measured else float("nan")
 
 
 NO_FLICKER = Flicker(0.0, 0.0, 0.0)
@@ -138,40 +150,56 @@ def _projected_share(binned: np.ndarray, centres: np.ndarray, cycles_per_row: np
     return np.median(explained / total, axis=1)
 
 
-def band_frequency(median: np.ndarray) -> float:
-    """Flicker band frequency ν (cycles per row) in median profiles ``(n_frames, rows)``, 0 if none.
+def band_frequency(median: np.ndarray) -> tuple[float, float]:
+    """Flicker band frequency ν and its standard error (cycles per row) in median profiles ``(n_frames, rows)``; 0s if none.
 
     The frequency whose sinusoid explains most of the frames' variance (each frame its own phase),
     refined between grid steps; its half instead where the pair ``(ν/2, ν)`` explains clearly
     more than ``(ν, 2ν)`` (a second harmonic stronger than the fundamental); 0 unless it explains
     :data:`MIN_EXPLAINED` of the variance and :data:`MIN_PEAK_RATIO` times the median share. Then
     refined to where the :func:`harmonics` that frames are fitted with explain most (within
-    :data:`REFINE_SPAN`).
+    :data:`REFINE_SPAN`). The error is the spread of that refinement over :data:`ERROR_GROUPS`
+    consecutive groups of the frames (whose scenes differ most), divided by the square root of their
+    number (0 with fewer frames).
     """
     n, rows = median.shape
     if n < 3 or rows < 16:
-        return 0.0
+        return 0.0, 0.0
     chosen = np.unique(np.linspace(1, n - 1, min(SEARCH_FRAMES, n - 1)).astype(int))
     binned, centres = row_bins(np.asarray(median[chosen], dtype=np.float64), SEARCH_BINS)
     grid = np.arange(CYCLES_PER_HEIGHT[0], CYCLES_PER_HEIGHT[1] + CYCLES_STEP / 2, CYCLES_STEP)
     shares = _projected_share(binned, centres, grid[:, None] / rows)
     best = int(np.argmax(shares))
     if shares[best] < MIN_EXPLAINED or shares[best] < MIN_PEAK_RATIO * np.median(shares):
-        return 0.0
+        return 0.0, 0.0
     cycles = grid[best] + CYCLES_STEP * _peak_offset(shares, best)
     if cycles / 2 >= CYCLES_PER_HEIGHT[0]:
         pairs = np.array([[cycles / 2, cycles], [cycles, 2 * cycles]]) / rows
         with_half, with_double = _projected_share(binned, centres, pairs)
         if with_half > with_double + HARMONIC_MARGIN:
             cycles /= 2
-    # the flicker model's own harmonics: a single sinusoid leans towards the harmonic's and the slow light's
-    # frequencies where a frame holds about one cycle (9 % at 0.86 cycles)
+    refined = _refined_cycles(binned, centres, cycles, rows)
+    if binned.shape[0] < ERROR_GROUPS * MIN_GROUP_FRAMES:
+        return refined / rows, 0.0
+    groups = [_refined_cycles(part, centres, cycles, rows) for part in np.array_split(binned, ERROR_GROUPS)]
+    # the spread of G estimates has G - 1 degrees of freedom: the error is t-distributed with that scale,
+    # and its Gaussian stand-in needs the t's variance, (G - 1) / (G - 3) times the scale's square
+    dof = ERROR_GROUPS - 1
+    spread = np.std(groups, ddof=1) / np.sqrt(ERROR_GROUPS) * np.sqrt(dof / (dof - 2))
+    return refined / rows, float(spread / rows)
+
+
+def _refined_cycles(binned: np.ndarray, centres: np.ndarray, cycles: float, rows: int) -> float:
+    """Band cycles per frame height near ``cycles`` where the flicker model's :func:`harmonics` explain most of ``binned``.
+
+    A single sinusoid leans towards the harmonic's and the slow light's frequencies where a frame
+    holds about one cycle (9 % at 0.86 cycles); the model's own harmonics do not.
+    """
     fine = cycles * (1.0 + REFINE_SPAN * np.linspace(-1.0, 1.0, 2 * REFINE_STEPS + 1))
     orders = np.arange(1, harmonics(cycles / rows, rows) + 1)
     shares = _projected_share(binned, centres, np.outer(fine, orders) / rows)
     best = int(np.argmax(shares))
-    cycles = fine[best] + cycles * REFINE_SPAN / REFINE_STEPS * _peak_offset(shares, best)
-    return float(cycles / rows)
+    return float(fine[best] + cycles * REFINE_SPAN / REFINE_STEPS * _peak_offset(shares, best))
 
 
 def _peak_offset(values: np.ndarray, peak: int) -> float:
@@ -317,15 +345,16 @@ def fit_flicker(
     """The flicker of one camera's median profiles ``(n, rows)``: ``(Flicker, change (n, 2 H), level (n, 2 H))``.
 
     ``cycles_per_row``: the band frequency ν (cycles per row, 0 for no flicker) to fit, e.g. one found
-    earlier in the same video; None searches it in ``median`` (:func:`band_frequency`).
+    earlier in the same video (its error is then not measured here: 0); None searches it in ``median``
+    (:func:`band_frequency`).
     """
     n = median.shape[0]
-    cycles = band_frequency(median) if cycles_per_row is None else float(cycles_per_row)
+    cycles, cycles_sd = band_frequency(median) if cycles_per_row is None else (float(cycles_per_row), 0.0)
     if cycles <= 0:
         return NO_FLICKER, *no_flicker_coefficients(n)
     change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)
     amplitude = float(np.median(np.hypot(level[:, 0], level[:, 1])))
-    return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude), change, level
+    return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude, cycles_sd), change, level
 
 
 def no_flicker_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,8 +33,13 @@ from flashsync_bayes.io import video
 from flashsync_bayes.timing import FrameClock, estimate_frame_clock
 
 #: Per-camera event variables of the flicker fit (:class:`~flashsync_bayes.detection.ambient.Flicker`):
-#: band period in rows (NaN without flicker), phase step per frame (cycles), log amplitude.
-FLICKER_VARIABLES = {"period_rows": "flicker_period_rows", "phase_step": "flicker_phase_step", "amplitude": "flicker_amplitude"}
+#: band period in rows and its standard error (NaN without flicker), phase step per frame (cycles), log amplitude.
+FLICKER_VARIABLES = {
+    "period_rows": "flicker_period_rows",
+    "period_rows_sd": "flicker_period_rows_sd",
+    "phase_step": "flicker_phase_step",
+    "amplitude": "flicker_amplitude",
+}
 #: Per-event columns of :attr:`CameraEvents.edges`.
 EDGE_COLUMNS = ("frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")
 

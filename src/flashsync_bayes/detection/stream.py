@@ -275,8 +275,9 @@ def release_freed_memory() -> None:
 def combined_flicker(flickers: list[Flicker]) -> Flicker:
     """The video's :class:`~flashsync_bayes.detection.ambient.Flicker` from its windows' fits (floats).
 
-    The band frequency the windows shared; the circular mean of the phase steps and the median of
-    the amplitudes of the windows that fitted it; one window's fit as it is.
+    The band frequency the windows shared and its error (from the first, which found it); the
+    circular mean of the phase steps and the median of the amplitudes of the windows that fitted
+    it; one window's fit as it is.
     """
     fitted = [f for f in flickers if f.cycles_per_row > 0]
     if not fitted:
@@ -285,7 +286,8 @@ def combined_flicker(flickers: list[Flicker]) -> Flicker:
         return Flicker(*map(float, fitted[0]))
     turn = np.mean(np.exp(2j * np.pi * np.array([f.phase_step for f in fitted])))
     step = float(np.angle(turn) / (2 * np.pi)) % 1.0
-    return Flicker(float(fitted[-1].cycles_per_row), step, float(np.median([f.amplitude for f in fitted])))
+    amplitude = float(np.median([f.amplitude for f in fitted]))
+    return Flicker(float(fitted[0].cycles_per_row), step, amplitude, float(fitted[0].cycles_per_row_sd))
 
 
 # --- one video ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.inference.lsq import draw_dof, lsq_draws, seeded_student_noise, solve_lsq
 from flashsync_bayes.inference.model_data import lsq_latents, model_data
 from flashsync_bayes.inference.problem import Priors, Problem, prepare_problem
+from flashsync_bayes.inference.ruler_check import checked_ruler
 from flashsync_bayes.inference.samplers import laplace_posterior, nuts_posterior, posterior_quantities
 from flashsync_bayes.inference.whitening import whitening_from_lsq
 from flashsync_bayes.methods import LAPLACE, LSQ, METHODS, NUTS
@@ -165,6 +166,7 @@ def fit(
     num_chains: int = 2,
     progress: bool = False,
     priors: Priors | None = None,
+    flicker_ruler: bool = True,
 ) -> Posterior:
     """The :class:`Posterior` of all cameras of a matched events dataset.
 
@@ -173,6 +175,9 @@ def fit(
     frame times, with the frame clock's own uncertainty. ``total_rows`` / ``readout_ms`` (time to
     read all stored rows) / ``frame_period_ms`` map cameras (label or path) to known sensor facts.
     ``method`` is "bayes" (NUTS, ``num_chains`` chains of ``num_samples`` draws), "laplace" or "lsq".
+    With ``flicker_ruler`` the mains-flicker bands the events carry pin the times per row where they
+    can (:mod:`~flashsync_bayes.inference.flicker_ruler`), unless the flashes contradict them
+    (:mod:`~flashsync_bayes.inference.ruler_check`).
     """
     if method not in METHODS:
         raise FlashsyncError(f"method must be one of {METHODS}, got '{method}'")
@@ -180,7 +185,7 @@ def fit(
         raise FlashsyncError("num_samples and num_chains must be >= 1 and num_warmup >= 0")
     priors = Priors() if priors is None else priors
     say = _reporter(progress)
-    problem = prepare_problem(events, reference, total_rows, frame_period_ms, readout_ms)
+    problem = checked_ruler(prepare_problem(events, reference, total_rows, frame_period_ms, readout_ms, flicker_ruler), priors)
     n_cam, n_flash, n_ev = len(problem.cameras), problem.flash_ids.size, problem.row.size
     say(f"{n_cam} cameras, {n_flash} flashes, {n_ev} edges; least squares")
     solution = solve_lsq(problem, priors)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashsync_bayes.inference.flicker_ruler import ruler_precision
 from flashsync_bayes.inference.problem import CameraPriors, Priors, Problem, camera_priors, prior_time_per_row
 from flashsync_bayes.joint_lsq import normal_equations, solve_blocks
 
@@ -125,7 +126,7 @@ def _design(problem: Problem, cols: _Columns) -> _Design:
 def _prior_equations(problem: Problem, priors: Priors, cols: _Columns, row_scale: float):
     """Normal matrix ``(P, P)`` and right-hand side ``(P,)`` of the priors as pseudo-observations.
 
-    Drift and time per row of every free camera, and the offset where a prior centre exists.
+    Drift and time per row of every free camera, the offset where a prior centre exists, and the flicker ruler.
     """
     camera_prior = camera_priors(problem, priors)
     big_x, n_par = problem.time_scale_ms, cols.n_total
@@ -151,7 +152,22 @@ def _prior_equations(problem: Problem, priors: Priors, cols: _Columns, row_scale
     prior_precision = 1.0 / np.asarray(prior_sds) ** 2
     prior_normal = prior_design.T @ (prior_precision[:, None] * prior_design)
     prior_rhs = prior_design.T @ (prior_precision * np.asarray(prior_targets))
-    return prior_normal, prior_rhs
+    ruler_normal, ruler_rhs = _ruler_equations(problem, priors, cols, row_scale)
+    return prior_normal + ruler_normal, prior_rhs + ruler_rhs
+
+
+def _ruler_equations(problem: Problem, priors: Priors, cols: _Columns, row_scale: float):
+    """Normal matrix ``(P, P)`` and right-hand side ``(P,)`` of the flicker ruler: each pinned camera's
+    relative time-per-row error ``(a_c - â_c) / â_c`` with the correlated precision of :func:`ruler_precision`."""
+    ruler, n_par = problem.ruler, cols.n_total
+    pinned = np.flatnonzero(ruler.used & (cols.tpr >= 0))
+    if pinned.size == 0:
+        return np.zeros((n_par, n_par)), np.zeros(n_par)
+    measured = ruler.time_per_row_ms[pinned] * row_scale
+    design = np.zeros((pinned.size, n_par))
+    design[np.arange(pinned.size), cols.tpr[pinned]] = 1.0 / measured
+    precision = ruler_precision(1.0 / ruler.relative_sd[pinned] ** 2, priors.mains_relative_sd**2)
+    return design.T @ precision @ design, design.T @ precision @ np.ones(pinned.size)
 
 
 def _leverage(design: _Design, n_cam_par: int, event_flash, camera_cov, gain, flash_var, weight) -> np.ndarray:

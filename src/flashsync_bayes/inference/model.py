@@ -18,6 +18,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
 from flashsync_bayes.export_cache import serializable
+from flashsync_bayes.inference.flicker_ruler import ruler_precision
 
 #: Sharpness k of :class:`SoftClipTransform`: its slope differs from 1 by less than exp(-k d) at a
 #: distance d from 0 and 1, so it is linear to 1e-8 for readout fractions 0.1-0.9 and saturates
@@ -138,6 +139,9 @@ class ModelData(NamedTuple):
     sigma_rate: jax.Array  # () 1 / mean σ (1/rows)
     flash_loc_ms: jax.Array  # (F,) prior centre of ψ_j = φ_j - M
     nu: jax.Array  # ()
+    ruler_time_per_row_ms: jax.Array  # (C,) the flicker ruler's time per row (1 where it pins nothing)
+    ruler_weight: jax.Array  # (C,) 1 / its relative variance (0 where it pins nothing)
+    mains_variance: jax.Array  # () relative variance of the lamps' flicker frequency
 
 
 def camera_parameters(drift, offset_ms, readout_fraction, sigma_rows, data: ModelData) -> dict:
@@ -172,7 +176,9 @@ def sync_model(data: ModelData):
     (centred on M) flat at the data's scale (Normal, sd :data:`FLASH_PRIOR_SD_MS`), with the
     selection term ``-F log a_ref`` weighted by ``selection_weight``: 1 where the posterior is
     integrated (NUTS), 0 for the joint mode of the Laplace approximation, where the flash times'
-    room and its correction both drop out.
+    room and its correction both drop out. Where mains-flicker bands measured a camera's time per
+    row, its relative error is Gaussian, correlated between cameras through the lamps' one frequency
+    (:func:`~flashsync_bayes.inference.flicker_ruler.ruler_precision`).
     """
     n_cam, n_flash = data.stored_rows.shape[0], data.flash_loc_ms.shape[0]
     with numpyro.plate("camera", n_cam):
@@ -189,6 +195,9 @@ def sync_model(data: ModelData):
     # time per row. Without this term an unpinned time per row would slide towards L = R.
     reference_row_ms = camera["time_per_row_ms"][data.reference]
     numpyro.factor("flash_selection", -data.selection_weight * jnp.sum(data.flash_mask) * jnp.log(reference_row_ms))
+    relative = camera["time_per_row_ms"] / data.ruler_time_per_row_ms - 1.0
+    precision = ruler_precision(data.ruler_weight, data.mains_variance, jnp)
+    numpyro.factor("flicker_ruler", -0.5 * relative @ precision @ relative)
     for name in DERIVED_SITES[:-1]:
         numpyro.deterministic(name, camera[name])
     numpyro.deterministic("flash_time_ms", flash + data.centre_ms)

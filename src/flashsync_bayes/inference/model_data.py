@@ -42,6 +42,7 @@ def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors(
         np.isfinite(prior.offset_loc_ms), prior.offset_loc_ms, solution.offset_ms - prior.offset_lever_ms * (lsq_drift - 1)
     )
     known = np.isfinite(problem.fixed_total_rows)
+    ruler = problem.ruler
     x = problem.frame_time_ms - problem.camera_centre_ms[problem.event_camera]
     f64 = partial(np.asarray, dtype=np.float64)
     return ModelData(
@@ -69,6 +70,9 @@ def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors(
         sigma_rate=f64(1.0 / priors.sigma_rows),
         flash_loc_ms=f64(_pad(solution.flash_ms, pf, 0.0)),
         nu=f64(priors.nu),
+        ruler_time_per_row_ms=f64(_pad(np.where(ruler.used, ruler.time_per_row_ms, 1.0), pc, 1.0)),
+        ruler_weight=f64(_pad(np.where(ruler.used, 1.0 / np.where(ruler.used, ruler.relative_sd, 1.0) ** 2, 0.0), pc, 0.0)),
+        mains_variance=f64(priors.mains_relative_sd**2),
     )
 
 

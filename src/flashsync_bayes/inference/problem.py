@@ -20,6 +20,7 @@ import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import camera_index, event_camera_indices, frame_clocks, validate_events
+from flashsync_bayes.inference.flicker_ruler import MAINS_RELATIVE_SD, FlickerRuler, flicker_ruler, no_ruler
 from flashsync_bayes.sensors import READOUT_FRACTION_PRIOR, known_total_rows
 from flashsync_bayes.timing import snap_frame_times
 
@@ -37,6 +38,8 @@ class Priors(NamedTuple):
         sigma_rows: mean of the exponential prior of each camera's edge noise beyond the edges'
             own ``row_sd`` (rows).
         nu: degrees of freedom of the Student-t likelihood.
+        mains_relative_sd: relative sd of the lamps' flicker frequency around 100 or 120 Hz
+            (:mod:`~flashsync_bayes.inference.flicker_ruler`).
     """
 
     drift_ppm: float = 300.0
@@ -44,6 +47,7 @@ class Priors(NamedTuple):
     shift_sd_ms: float = 1000.0
     sigma_rows: float = 0.5
     nu: float = 4.0
+    mains_relative_sd: float = MAINS_RELATIVE_SD
 
     def readout_moments(self) -> tuple[float, float]:
         """Mean and sd of the readout-fraction prior."""
@@ -86,6 +90,7 @@ class Problem(NamedTuple):
         camera_centre_ms: ``(C,)`` m_c; ``centre_ms``: M; ``time_scale_ms``: X.
         shift_prior_ms: ``(C,)`` coarse shift relative to the reference, NaN where unknown.
         frame_clocks: per camera FrameClock or None.
+        ruler: what the mains-flicker bands say about the times per row (:class:`FlickerRuler`).
     """
 
     cameras: tuple
@@ -107,6 +112,7 @@ class Problem(NamedTuple):
     time_scale_ms: float
     shift_prior_ms: np.ndarray
     frame_clocks: tuple
+    ruler: FlickerRuler
 
 
 def _camera_values(events, name: str) -> np.ndarray | None:
@@ -208,8 +214,25 @@ def _shift_prior(events, ref: int, n_cameras: int) -> np.ndarray:
     return shift_prior
 
 
-def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=None, readout_ms=None) -> Problem:
-    """The :class:`Problem` of the matched leading edges of ``events`` (raises FlashsyncError on bad input)."""
+def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
+    """The cameras' :class:`FlickerRuler` from the events' flicker variables (none where absent or not ``use``)."""
+    names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step")
+    values = [_camera_values(events, name) for name in names]
+    if not use:
+        return no_ruler(period.size, "flicker ruler switched off")
+    if any(v is None for v in values):
+        return no_ruler(period.size, "the events carry no flicker band measurements")
+    return flicker_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows))
+
+
+def prepare_problem(
+    events, reference=None, total_rows=None, frame_period_ms=None, readout_ms=None, flicker_ruler: bool = True
+) -> Problem:
+    """The :class:`Problem` of the matched leading edges of ``events`` (raises FlashsyncError on bad input).
+
+    With ``flicker_ruler`` the mains-flicker bands detection measured pin the times per row where
+    they can (:mod:`~flashsync_bayes.inference.flicker_ruler`).
+    """
     validate_events(events)
     labels = tuple(str(c) for c in events["camera"].values)
     n_cameras = len(labels)
@@ -252,6 +275,7 @@ def prepare_problem(events, reference=None, total_rows=None, frame_period_ms=Non
         time_scale_ms=scale,
         shift_prior_ms=_shift_prior(events, ref, n_cameras),
         frame_clocks=tuple(clocks),
+        ruler=_ruler(events, period, stored_rows, fixed_rows, flicker_ruler),
     )
 
 

@@ -1,0 +1,72 @@
+"""Tests of the mains-flicker ruler: which lamps lit the room, which cameras' bands pin their time per row, and the
+closed-form precision of the measurements' correlated errors."""
+
+import numpy as np
+import pytest
+
+from flashsync_bayes.inference.flicker_ruler import flicker_ruler, ruler_precision
+
+
+def bands(flicker_hz, frame_rate, time_per_row_ms):
+    """``(period rows, phase step cycles, frame period ms)`` of lamps at ``flicker_hz`` seen by one camera."""
+    frame_period_ms = 1000.0 / frame_rate
+    return 1000.0 / (flicker_hz * time_per_row_ms), (flicker_hz * frame_period_ms / 1000.0) % 1.0, frame_period_ms
+
+
+def ruler_of(flicker_hz, cameras, stored_rows, known=None):
+    """The ruler of cameras ``[(frame rate, time per row ms)]`` under lamps at ``flicker_hz``, periods measured to 0.05 %."""
+    period, step, frame_period = np.array([bands(flicker_hz, rate, tpr) for rate, tpr in cameras]).T
+    return flicker_ruler(period, 5e-4 * period, step, frame_period, stored_rows, known)
+
+
+@pytest.mark.parametrize("flicker_hz", [100.0, 120.0])
+def test_the_phase_step_tells_which_lamps_lit_the_room(flicker_hz):
+    # bands move by 1/3 a frame at 30 fps under 100 Hz and stand still under 120 Hz; at 25 fps the other way
+    # round (0 and 0.8); 59.94 fps sees both move (0.67 and 0.002: that one too slowly)
+    cameras = [(30.0, 0.0430), (25.0, 0.0920), (60000 / 1001, 0.0215)]
+    ruler = ruler_of(flicker_hz, cameras, [720, 360, 540])
+    assert ruler.flicker_hz == flicker_hz
+    expected_used = [flicker_hz == 100.0, flicker_hz == 120.0, flicker_hz == 100.0]
+    np.testing.assert_array_equal(ruler.used, expected_used)
+    used = ruler.used
+    np.testing.assert_allclose(ruler.time_per_row_ms[used], np.array(cameras)[used, 1], rtol=1e-12)
+    np.testing.assert_allclose(ruler.relative_sd[used], 5e-4)
+    assert ruler.notes[0 if flicker_hz == 120.0 else 1].startswith("flicker bands stand nearly still")
+    assert all(note.startswith(f"flicker bands of {flicker_hz:.0f} Hz") for note, u in zip(ruler.notes, used) if u)
+
+
+def test_bands_pin_nothing_where_they_stand_still_fit_both_lamps_or_break_physics():
+    # all cameras at 30 fps under 120 Hz: no band moves, no ruler
+    assert not ruler_of(120.0, [(30.0, 0.043), (30.0, 0.05)], [720, 720]).used.any()
+    # 31.4 fps: frac(100 T) = 0.18 and frac(120 T) = 0.82, the same step read in the other row direction
+    frame_rate = 220.0 / 7.0
+    ambiguous = ruler_of(100.0, [(frame_rate, 0.043)], [720])
+    assert not ambiguous.used.any() and "fits 100 and 120 Hz alike" in ambiguous.notes[0]
+    # a period that would make the time per row longer than a frame period / stored rows (L < R)
+    unphysical = ruler_of(100.0, [(30.0, 0.050), (30.0, 0.043)], [720, 720])
+    np.testing.assert_array_equal(unphysical.used, [False, True])
+    assert "fewer total rows than stored" in unphysical.notes[0]
+    # a known sensor fact takes precedence
+    known = ruler_of(100.0, [(30.0, 0.043), (30.0, 0.043)], [720, 720], known=[True, False])
+    np.testing.assert_array_equal(known.used, [False, True])
+    # a step that fits neither lamp: the camera is left out, the others still serve
+    period, step, frame_period = np.array([bands(100.0, 30.0, 0.043), bands(100.0, 30.0, 0.040)]).T
+    step[1] = 0.55
+    odd = flicker_ruler(period, 5e-4 * period, step, frame_period, [720, 720])
+    np.testing.assert_array_equal(odd.used, [True, False])
+    assert "does not fit 100 Hz" in odd.notes[1]
+    # unmeasured bands
+    none = flicker_ruler([np.nan, np.nan], [np.nan, np.nan], [0.0, 0.0], [33.3, 40.0], [720, 720])
+    assert not none.used.any() and np.isnan(none.flicker_hz) and none.notes[0] == "no flicker bands measured"
+
+
+def test_the_precision_inverts_the_measurements_covariance():
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(1e-4, 3e-3, 6)
+    weight = np.where([True, True, False, True, False, True], 1.0 / sd**2, 0.0)
+    tau2 = 1e-6
+    precision = ruler_precision(weight, tau2)
+    used = weight > 0
+    covariance = np.diag(sd[used] ** 2) + tau2
+    np.testing.assert_allclose(precision[np.ix_(used, used)] * 1e-6, np.linalg.inv(covariance) * 1e-6, rtol=1e-9)
+    assert not precision[~used].any() and not precision[:, ~used].any()
