@@ -81,3 +81,19 @@ def assert_accurate(result, cameras, kept, window_ms, ref=0):
     rms, worst = float(np.sqrt(np.mean(errors**2))), float(np.abs(errors).max())
     assert rms < RMS_LIMIT_MS and worst < MAX_LIMIT_MS, (rms, worst)
     return rms, worst
+
+
+def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed):
+    """``events`` with the flicker variables detection would measure under lamps at ``lamps_hz`` (reference time):
+    band periods off by Gaussian errors of ``relative_sd`` (per camera or one for all), which their sds state."""
+    rng = np.random.default_rng(seed)
+    period = np.array([1000.0 / (lamps_hz * c.drift * c.line_period_ms) for c in cameras])
+    relative_sd = np.broadcast_to(relative_sd, period.shape)
+    measured = period * (1.0 + relative_sd * rng.standard_normal(period.size))
+    step = np.array([(lamps_hz / c.frame_rate) % 1.0 for c in cameras])
+    return events.assign(
+        flicker_period_rows=("camera", measured),
+        flicker_period_rows_sd=("camera", relative_sd * measured),
+        flicker_phase_step=("camera", step),
+        flicker_amplitude=("camera", np.full(period.size, 0.1)),
+    )

@@ -19,7 +19,7 @@ JSON_KEYS = {"reference", "method", "cameras", "n_flashes", "residual_rms_ms", "
 CAMERA_KEYS = {
     "drift", "drift_sd", "shift_ms", "shift_ms_sd", "time_per_row_ms", "time_per_row_ms_sd",
     "total_rows", "total_rows_sd", "frame_period_ms", "frame_clock",
-    "time_per_row_identified", "time_per_row_reason", "readout_ms", "readout_ms_sd",
+    "time_per_row_identified", "time_per_row_reason", "readout_ms", "readout_ms_sd", "flicker_bands",
 }  # fmt: skip
 
 

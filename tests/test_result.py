@@ -25,6 +25,7 @@ JSON_CAMERA_KEYS = {
     "time_per_row_reason",
     "readout_ms",
     "readout_ms_sd",
+    "flicker_bands",
 }
 
 
@@ -40,6 +41,7 @@ def test_to_json_has_exactly_the_design_keys(fits):
         # no clock variables in the events: the clock comes from their own (exact) frame times
         assert values["frame_clock"]["period_ms"] == pytest.approx(values["frame_period_ms"], rel=1e-9)
         assert values["time_per_row_identified"] is True and values["time_per_row_reason"].startswith("pinned")
+        assert values["flicker_bands"] == "the events carry no flicker band measurements"
     assert out["cameras"]["videos/a.mp4"]["drift"] == pytest.approx(1.0, abs=1e-12)
     assert out["cameras"]["videos/a.mp4"]["shift_ms"] == pytest.approx(0.0, abs=1e-9)
     assert out["n_flashes"] == 24 and 0 < out["residual_rms_ms"] < 0.05

@@ -324,6 +324,7 @@ class SyncResult:
             "frame_clock": None if clock is None else {k: float(getattr(clock, k)) for k in CLOCK_FIELDS},
             "time_per_row_identified": bool(pinned["time_per_row_identified"]),
             "time_per_row_reason": pinned["reason"],
+            "flicker_bands": self.metadata["flicker_ruler"]["notes"][index] if "flicker_ruler" in self.metadata else None,
             "readout_ms": float(values["readout_ms"]),
             "readout_ms_sd": float(values["readout_ms_sd"]),
         }

@@ -22,6 +22,7 @@ from tests.sync_cases import (
     assert_accurate,
     grid_errors,
     simulate,
+    with_flicker_bands,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -168,20 +169,6 @@ def test_a_readout_time_pins_every_locked_camera(locked):
     assert pinned["cam0"]["reason"] == "readout time given"
     assert all(v["time_per_row_identified"] for v in pinned.values())
     np.testing.assert_allclose(result.parameters()["total_rows"].values, [c.total_rows for c in LOCKED], rtol=3e-3)
-
-
-def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed):
-    """``events`` with the flicker variables detection would measure under lamps at ``lamps_hz`` (reference time):
-    band periods off by Gaussian errors of ``relative_sd``, which their sds state."""
-    rng = np.random.default_rng(seed)
-    period = np.array([1000.0 / (lamps_hz * c.drift * c.line_period_ms) for c in cameras])
-    measured = period * (1.0 + relative_sd * rng.standard_normal(period.size))
-    step = np.array([(lamps_hz * 1000.0 / c.frame_rate / 1000.0) % 1.0 for c in cameras])
-    return events.assign(
-        flicker_period_rows=("camera", measured),
-        flicker_period_rows_sd=("camera", relative_sd * measured),
-        flicker_phase_step=("camera", step),
-    )
 
 
 def test_bands_the_flashes_contradict_pin_nothing(identifiable):

@@ -10,8 +10,9 @@ factor: the measurements' relative errors have covariance ``diag(s_c²) + τ² 1
 :data:`MAINS_RELATIVE_SD`), whose inverse :func:`ruler_precision` gives in closed form.
 
 A camera's bands serve only where they move between frames (bands standing still, e.g. 30 fps under
-120 Hz, are measured poorly or not at all), their step matches the chosen frequency and the ruler
-leaves ``L >= R``; a known sensor fact takes precedence.
+120 Hz, are measured poorly or not at all), its rows hold at least :data:`MIN_CYCLES` of them, their
+bands are not faint (:data:`MIN_AMPLITUDE`), their step matches the chosen frequency and the ruler leaves
+``L >= R``; a known sensor fact takes precedence.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from flashsync_bayes.detection.ambient import MIN_LEVER
 FLICKER_HZ = (100.0, 120.0)
 #: Relative sd of the mains frequency around its nominal value (grids hold it within ~0.1 %, FACTS.md).
 MAINS_RELATIVE_SD = 1e-3
+#: Fewest band cycles a camera's stored rows must hold for its period to serve: less than one cycle is little
+#: more than a slope and a bend, and periods came out biased beyond their error there (60 fps under 100 Hz, 0.96
+#: cycles: +2.8 % with an sd of 0.2 %), while 1.2-1.4 cycles came out within their sd (4 cameras, 0.02-0.07 %).
+MIN_CYCLES = 1.0
+#: Smallest amplitude of the bands' log level for them to serve: weaker ones are no lamps' bands to trust (a
+#: 25 fps camera under 100 Hz, its bands standing, had a spurious period twice the true one at amplitude 0.0001;
+#: real bands measured 0.05-0.26, the weakest under an exposure of nearly a whole flicker period).
+MIN_AMPLITUDE = 0.01
 #: Largest distance (cycles) between a measured phase step and ``frac(f T)`` for the two to match:
 #: the mains' 0.1 % moves ``f T`` by 0.004 cycles at 30 fps, 0.017 at 8 fps.
 STEP_TOLERANCE = 0.03
@@ -65,18 +74,25 @@ def _step_distance(step: np.ndarray, flicker_hz: float, frame_period_ms: np.ndar
     return np.minimum(*distance)
 
 
-def flicker_ruler(period_rows, period_rows_sd, phase_step, frame_period_ms, stored_rows, known=None) -> FlickerRuler:
-    """The :class:`FlickerRuler` of cameras' band periods ``(C,)`` (rows, NaN: none), their sds, phase steps (cycles).
+def flicker_ruler(
+    period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None
+) -> FlickerRuler:
+    """The :class:`FlickerRuler` of cameras' band periods ``(C,)`` (rows, NaN: none), their sds, phase steps (cycles)
+    and amplitudes (of the log light).
 
     ``frame_period_ms`` and ``stored_rows`` ``(C,)`` are each camera's T and R; ``known`` ``(C,)``
     marks cameras whose time per row a sensor fact gives (their bands are not used).
     """
-    period, period_sd, step = (np.asarray(v, dtype=np.float64) for v in (period_rows, period_rows_sd, phase_step))
+    period, period_sd, step, strength = (
+        np.asarray(v, dtype=np.float64) for v in (period_rows, period_rows_sd, phase_step, amplitude)
+    )
     frame_period, rows = np.asarray(frame_period_ms, np.float64), np.asarray(stored_rows, np.float64)
     known = np.zeros(period.size, bool) if known is None else np.asarray(known, bool)
     measured = np.isfinite(period) & (period > 0) & np.isfinite(period_sd) & (period_sd > 0)
     moving = np.abs(1.0 - np.exp(2j * np.pi * np.nan_to_num(step))) >= MIN_LEVER
-    candidates = measured & moving & ~known
+    enough = rows >= MIN_CYCLES * np.where(measured, period, np.inf)
+    strong = strength >= MIN_AMPLITUDE
+    candidates = measured & moving & enough & strong & ~known
     matches = {f: candidates & (_step_distance(step, f, frame_period) <= STEP_TOLERANCE) for f in FLICKER_HZ}
     counts = {f: int(m.sum()) for f, m in matches.items()}
     best = max(FLICKER_HZ, key=counts.get)
@@ -94,6 +110,10 @@ def flicker_ruler(period_rows, period_rows_sd, phase_step, frame_period_ms, stor
             notes.append("flicker band period measured without its error (too few frames)")
         elif not moving[c]:
             notes.append(f"flicker bands stand nearly still (phase step {step[c]:.3f} cycles a frame)")
+        elif not strong[c]:
+            notes.append(f"flicker bands too faint to trust (amplitude {strength[c]:.4f})")
+        elif not enough[c]:
+            notes.append(f"flicker bands of {period[c]:.0f} rows, fewer than {MIN_CYCLES} cycles in {rows[c]:.0f} rows")
         elif ambiguous and candidates[c]:
             notes.append(f"phase step {step[c]:.3f} fits 100 and 120 Hz alike")
         elif not matches[best][c]:

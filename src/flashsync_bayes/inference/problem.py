@@ -216,7 +216,7 @@ def _shift_prior(events, ref: int, n_cameras: int) -> np.ndarray:
 
 def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
     """The cameras' :class:`FlickerRuler` from the events' flicker variables (none where absent or not ``use``)."""
-    names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step")
+    names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step", "flicker_amplitude")
     values = [_camera_values(events, name) for name in names]
     if not use:
         return no_ruler(period.size, "flicker ruler switched off")
