@@ -4,7 +4,7 @@ closed-form precision of the measurements' correlated errors."""
 import numpy as np
 import pytest
 
-from flashsync_bayes.inference.flicker_ruler import flicker_ruler, ruler_precision
+from flashsync_bayes.inference.flicker_ruler import band_ruler, ruler_precision
 
 
 def bands(flicker_hz, frame_rate, time_per_row_ms):
@@ -16,7 +16,7 @@ def bands(flicker_hz, frame_rate, time_per_row_ms):
 def ruler_of(flicker_hz, cameras, stored_rows, known=None):
     """The ruler of cameras ``[(frame rate, time per row ms)]`` under lamps at ``flicker_hz``, periods measured to 0.05 %."""
     period, step, frame_period = np.array([bands(flicker_hz, rate, tpr) for rate, tpr in cameras]).T
-    return flicker_ruler(period, 5e-4 * period, step, np.full(period.size, 0.1), frame_period, stored_rows, known)
+    return band_ruler(period, 5e-4 * period, step, np.full(period.size, 0.1), frame_period, stored_rows, known)
 
 
 @pytest.mark.parametrize("flicker_hz", [100.0, 120.0])
@@ -52,7 +52,7 @@ def test_bands_pin_nothing_where_they_stand_still_fit_both_lamps_or_break_physic
     # a step that fits neither lamp: the camera is left out, the others still serve
     period, step, frame_period = np.array([bands(100.0, 30.0, 0.043), bands(100.0, 30.0, 0.040)]).T
     step[1] = 0.55
-    odd = flicker_ruler(period, 5e-4 * period, step, [0.1, 0.1], frame_period, [720, 720])
+    odd = band_ruler(period, 5e-4 * period, step, [0.1, 0.1], frame_period, [720, 720])
     np.testing.assert_array_equal(odd.used, [True, False])
     assert "does not fit 100 Hz" in odd.notes[1]
     # bands of 581 rows, 0.93 cycles in 540 rows (60 fps): too long to measure well
@@ -60,11 +60,11 @@ def test_bands_pin_nothing_where_they_stand_still_fit_both_lamps_or_break_physic
     np.testing.assert_array_equal(long_bands.used, [True, False])
     assert "fewer than 1.0 cycles" in long_bands.notes[1]
     # bands of a hundredth of a percent: a spurious period, not lamps
-    faint = flicker_ruler(period, 5e-4 * period, [1 / 3, 1 / 3], [0.1, 1e-4], frame_period, [720, 720])
+    faint = band_ruler(period, 5e-4 * period, [1 / 3, 1 / 3], [0.1, 1e-4], frame_period, [720, 720])
     np.testing.assert_array_equal(faint.used, [True, False])
     assert "too faint" in faint.notes[1]
     # unmeasured bands
-    none = flicker_ruler([np.nan, np.nan], [np.nan, np.nan], [0.0, 0.0], [0.0, 0.0], [33.3, 40.0], [720, 720])
+    none = band_ruler([np.nan, np.nan], [np.nan, np.nan], [0.0, 0.0], [0.0, 0.0], [33.3, 40.0], [720, 720])
     assert not none.used.any() and np.isnan(none.flicker_hz) and none.notes[0] == "no flicker bands measured"
 
 

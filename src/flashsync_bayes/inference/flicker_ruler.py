@@ -74,7 +74,7 @@ def _step_distance(step: np.ndarray, flicker_hz: float, frame_period_ms: np.ndar
     return np.minimum(*distance)
 
 
-def flicker_ruler(
+def band_ruler(
     period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None
 ) -> FlickerRuler:
     """The :class:`FlickerRuler` of cameras' band periods ``(C,)`` (rows, NaN: none), their sds, phase steps (cycles)

@@ -20,7 +20,7 @@ import numpy as np
 
 from flashsync_bayes.errors import FlashsyncError
 from flashsync_bayes.events import camera_index, event_camera_indices, frame_clocks, validate_events
-from flashsync_bayes.inference.flicker_ruler import MAINS_RELATIVE_SD, FlickerRuler, flicker_ruler, no_ruler
+from flashsync_bayes.inference.flicker_ruler import MAINS_RELATIVE_SD, FlickerRuler, band_ruler, no_ruler
 from flashsync_bayes.sensors import READOUT_FRACTION_PRIOR, known_total_rows
 from flashsync_bayes.timing import snap_frame_times
 
@@ -222,7 +222,7 @@ def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
         return no_ruler(period.size, "flicker ruler switched off")
     if any(v is None for v in values):
         return no_ruler(period.size, "the events carry no flicker band measurements")
-    return flicker_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows))
+    return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows))
 
 
 def prepare_problem(
