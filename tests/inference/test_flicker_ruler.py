@@ -42,6 +42,10 @@ def test_bands_pin_nothing_where_they_stand_still_fit_both_lamps_or_break_physic
     frame_rate = 220.0 / 7.0
     ambiguous = ruler_of(100.0, [(frame_rate, 0.043)], [720])
     assert not ambiguous.used.any() and "fits 100 and 120 Hz alike" in ambiguous.notes[0]
+    # one camera's step says 100 Hz, the other's 120 Hz: one room cannot have both
+    period, step, frame_period = np.array([bands(100.0, 30.0, 0.043), bands(120.0, 25.0, 0.07)]).T
+    split = band_ruler(period, 5e-4 * period, step, [0.1, 0.1], frame_period, [720, 480])
+    assert not split.used.any() and all("disagree" in note for note in split.notes)
     # a period that would make the time per row longer than a frame period / stored rows (L < R)
     unphysical = ruler_of(100.0, [(30.0, 0.050), (30.0, 0.043)], [720, 720])
     np.testing.assert_array_equal(unphysical.used, [False, True])

@@ -114,8 +114,10 @@ def band_ruler(
             notes.append(f"flicker bands too faint to trust (amplitude {strength[c]:.4f})")
         elif not enough[c]:
             notes.append(f"flicker bands of {period[c]:.0f} rows, fewer than {MIN_CYCLES} cycles in {rows[c]:.0f} rows")
-        elif ambiguous and candidates[c]:
+        elif ambiguous and all(m[c] for m in matches.values()):
             notes.append(f"phase step {step[c]:.3f} fits 100 and 120 Hz alike")
+        elif ambiguous and candidates[c]:
+            notes.append("the cameras' phase steps disagree on 100 or 120 Hz lamps")
         elif not matches[best][c]:
             notes.append(f"phase step {step[c]:.3f} does not fit {best:.0f} Hz lamps")
         elif not physical[c]:
