@@ -180,7 +180,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"  {method}: fitted in {seconds:.1f} s", flush=True)
                 if method == args.methods[0]:
-                    print("  flicker ruler: " + "; ".join(result.metadata["flicker_ruler"]["notes"]), flush=True)
+                    print("  flicker ruler: " + "; ".join(result.flicker_ruler["notes"]), flush=True)
 
     print(
         f"\n{'seed':>4} {'method':>8} {'rms_ms':>8} {'max_ms':>8} {'mean_sd':>8} {'max_sd':>8} "

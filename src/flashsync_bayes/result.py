@@ -47,7 +47,7 @@ def _metadata(posterior: Posterior) -> dict:
         "fixed_total_rows": [None if not np.isfinite(v) else float(v) for v in problem.fixed_total_rows],
         "facts": list(problem.facts),
         "flicker_ruler": {
-            "flicker_hz": None if not problem.ruler.used.any() else float(problem.ruler.flicker_hz),
+            "flicker_hz": None if np.isnan(problem.ruler.flicker_hz) else float(problem.ruler.flicker_hz),
             "used": [bool(u) for u in problem.ruler.used],
             "notes": list(problem.ruler.notes),
         },
@@ -263,8 +263,7 @@ class SyncResult:
         readout = self._readout_ms()
         mean, sd = readout.mean(("chain", "draw")), readout.std(("chain", "draw"))
         fraction_sd = self.idata.posterior["readout_fraction"].std(("chain", "draw"))
-        ruler = self.metadata.get("flicker_ruler")
-        used = ruler["used"] if ruler else [False] * len(self.cameras)
+        used = self.flicker_ruler["used"]
         others = "flashes and other cameras' flicker bands" if any(used) else "flashes"
         evidence = ["flashes and its flicker bands" if u else others for u in used]
         out = {}
@@ -289,6 +288,13 @@ class SyncResult:
                 "posterior_prior_sd_ratio": ratio,
             }
         return out
+
+    @property
+    def flicker_ruler(self) -> dict:
+        """What the mains-flicker bands pinned: ``{"flicker_hz", "used", "notes"}`` (per camera; None, False and None
+        for results saved before the ruler existed)."""
+        n = len(self.cameras)
+        return self.metadata.get("flicker_ruler") or {"flicker_hz": None, "used": [False] * n, "notes": [None] * n}
 
     @property
     def time_per_row_identified(self) -> dict[str, bool]:
@@ -324,7 +330,7 @@ class SyncResult:
             "frame_clock": None if clock is None else {k: float(getattr(clock, k)) for k in CLOCK_FIELDS},
             "time_per_row_identified": bool(pinned["time_per_row_identified"]),
             "time_per_row_reason": pinned["reason"],
-            "flicker_bands": self.metadata["flicker_ruler"]["notes"][index] if "flicker_ruler" in self.metadata else None,
+            "flicker_bands": self.flicker_ruler["notes"][index],
             "readout_ms": float(values["readout_ms"]),
             "readout_ms_sd": float(values["readout_ms_sd"]),
         }

@@ -60,6 +60,11 @@ class FlickerRuler(NamedTuple):
         """``(C,)`` bool: cameras whose bands serve as a ruler."""
         return np.isfinite(self.time_per_row_ms)
 
+    @property
+    def weight(self) -> np.ndarray:
+        """``(C,)`` precision ``1 / s_c²`` of each camera's relative error (0 where its bands do not serve)."""
+        return np.where(self.used, 1.0 / np.where(self.used, self.relative_sd, 1.0) ** 2, 0.0)
+
 
 def no_ruler(n_cameras: int, note: str) -> FlickerRuler:
     """A :class:`FlickerRuler` that pins no camera, with one note for all."""

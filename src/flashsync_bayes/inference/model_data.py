@@ -71,7 +71,7 @@ def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors(
         flash_loc_ms=f64(_pad(solution.flash_ms, pf, 0.0)),
         nu=f64(priors.nu),
         ruler_time_per_row_ms=f64(_pad(np.where(ruler.used, ruler.time_per_row_ms, 1.0), pc, 1.0)),
-        ruler_weight=f64(_pad(np.where(ruler.used, 1.0 / np.where(ruler.used, ruler.relative_sd, 1.0) ** 2, 0.0), pc, 0.0)),
+        ruler_weight=f64(_pad(ruler.weight, pc, 0.0)),
         mains_variance=f64(priors.mains_relative_sd**2),
     )
 

@@ -216,10 +216,10 @@ def _shift_prior(events, ref: int, n_cameras: int) -> np.ndarray:
 
 def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
     """The cameras' :class:`FlickerRuler` from the events' flicker variables (none where absent or not ``use``)."""
-    names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step", "flicker_amplitude")
-    values = [_camera_values(events, name) for name in names]
     if not use:
         return no_ruler(period.size, "flicker ruler switched off")
+    names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step", "flicker_amplitude")
+    values = [_camera_values(events, name) for name in names]
     if any(v is None for v in values):
         return no_ruler(period.size, "the events carry no flicker band measurements")
     return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows))
