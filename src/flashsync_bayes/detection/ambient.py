@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashsync_bayes.detection import selection
-from flashsync_bayes.detection.profiles import RowProfiles, biweight, median_of_kept, rank_statistics, robust_sd
+from flashsync_bayes.detection.profiles import RowProfiles, biweight, median_of_kept_columns, rank_statistics, robust_sd
 
 #: Flicker cycles per frame height searched: 100-120 Hz at 24-120 fps with readout fractions
 #: 0.45-1 give 0.37-5 cycles (slower ones are hard to tell from slow changes of the light).
@@ -419,12 +419,11 @@ def _run_shares(f, difference, noise, around: int):
     """Median over each run's ``around`` runs on each side of the slopes of ``difference`` on ``f``, both in runs
     ``(runs, run, ...)`` (:func:`_in_runs`), of the runs whose fit counts: ``(runs, ...)`` (0 where none does)."""
     runs = f.shape[0]
-    slopes, counted = _slopes(f, difference, noise, axis=1)
-    around_runs = [  # (runs, ..., 2 around + 1): each run's and its neighbours', those beyond the ends not counting
-        jnp.stack([v[k : k + runs] for k in range(2 * around + 1)], axis=-1)
-        for v in (jnp.pad(v, ((around, around),) + ((0, 0),) * (v.ndim - 1)) for v in (slopes, counted))
-    ]
-    return median_of_kept(around_runs[0], ~around_runs[1])
+    slopes, counted = (
+        jnp.pad(v, ((around, around),) + ((0, 0),) * (v.ndim - 1)) for v in _slopes(f, difference, noise, axis=1)
+    )  # runs beyond the ends do not count
+    shifts = range(2 * around + 1)
+    return median_of_kept_columns([slopes[k : k + runs] for k in shifts], [~counted[k : k + runs] for k in shifts])
 
 
 def _share_fit_inputs(rows: RowProfiles, flicker_change):

@@ -80,15 +80,18 @@ def merge_exchange_pairs(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def sorted_last_axis(values) -> list:
-    """The (short, static) last axis sorted through a sorting network of min/max operations, as a list of arrays.
-
-    Much faster than a sort on CPU for the few blocks of a row.
-    """
-    columns = [values[..., i] for i in range(values.shape[-1])]
+def sorted_columns(columns: list) -> list:
+    """Arrays of one shape (a short, static list) sorted elementwise through a sorting network of min/max operations:
+    the smallest of each element first. Much faster than a sort on CPU for the few blocks of a row."""
+    columns = list(columns)
     for i, j in merge_exchange_pairs(len(columns)):
         columns[i], columns[j] = jnp.minimum(columns[i], columns[j]), jnp.maximum(columns[i], columns[j])
     return columns
+
+
+def sorted_last_axis(values) -> list:
+    """The (short, static) last axis sorted (:func:`sorted_columns`), as a list of arrays."""
+    return sorted_columns([values[..., i] for i in range(values.shape[-1])])
 
 
 def median_last_axis(values):
@@ -188,18 +191,30 @@ def _middle(columns: list):
 
 
 def median_of_kept(values, left_out):
-    """Median over the (short, static) last axis of the values not ``left_out`` (a mask); 0 where all are left out.
-
-    One sorting network, as :func:`median_last_axis`: the left-out values go to -inf and +inf in turn (the first to
-    -inf), so as many lie below the kept ones as above, or one more below when their number is odd. The kept
-    values' median then sits at fixed places of the sorted values: the ``n // 2``-th (an odd number kept) or the
-    mean of the ``(n - 1) // 2``-th and the next (an even number).
-    """
+    """Median over the (short, static) last axis of the values not ``left_out`` (a mask); 0 where all are left out
+    (:func:`median_of_kept_columns`)."""
     n = values.shape[-1]
-    turn = jnp.cumsum(left_out, axis=-1, dtype=jnp.int32)
-    pushed = jnp.where(left_out, jnp.where(turn % 2 == 1, -jnp.inf, jnp.inf), values)
-    columns = sorted_last_axis(pushed)
-    kept = n - turn[..., -1]
+    return median_of_kept_columns([values[..., i] for i in range(n)], [left_out[..., i] for i in range(n)])
+
+
+def median_of_kept_columns(values: list, left_out: list):
+    """Elementwise median of arrays of one shape (a short, static list) over those not ``left_out`` (masks, one an
+    array); 0 where all are left out.
+
+    One sorting network (:func:`sorted_columns`): the left-out values go to -inf and +inf in turn (the first to -inf),
+    so as many lie below the kept ones as above, or one more below when their number is odd. The kept values' median
+    then sits at fixed places of the sorted values: the ``n // 2``-th (an odd number kept) or the mean of the
+    ``(n - 1) // 2``-th and the next (an even number). A list rather than a last axis, so that arrays which are slices
+    of one another (neighbours in time) need not be stacked.
+    """
+    n = len(values)
+    turn = jnp.zeros(jnp.shape(values[0]), jnp.int32)
+    pushed = []
+    for value, out in zip(values, left_out):
+        turn = turn + out
+        pushed.append(jnp.where(out, jnp.where(turn % 2 == 1, -jnp.inf, jnp.inf), value))
+    columns = sorted_columns(pushed)
+    kept = n - turn
     lower = (n - 1) // 2
     even = 0.5 * (columns[lower] + columns[min(lower + 1, n - 1)])
     return jnp.where(kept > 0, jnp.where(kept % 2 == 1, columns[n // 2], even), 0.0)
