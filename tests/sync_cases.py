@@ -83,9 +83,10 @@ def assert_accurate(result, cameras, kept, window_ms, ref=0):
     return rms, worst
 
 
-def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed):
+def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed, lag_frames=1.0):
     """``events`` with the flicker variables detection would measure under lamps at ``lamps_hz`` (reference time):
-    band periods off by Gaussian errors of ``relative_sd`` (per camera or one for all), which their sds state."""
+    band periods off by Gaussian errors of ``relative_sd`` (per camera or one for all), which their sds state,
+    measured over ``lag_frames``."""
     rng = np.random.default_rng(seed)
     period = np.array([1000.0 / (lamps_hz * c.drift * c.line_period_ms) for c in cameras])
     relative_sd = np.broadcast_to(relative_sd, period.shape)
@@ -96,4 +97,5 @@ def with_flicker_bands(events, cameras, lamps_hz, relative_sd, seed):
         flicker_period_rows_sd=("camera", relative_sd * measured),
         flicker_phase_step=("camera", step),
         flicker_amplitude=("camera", np.full(period.size, 0.1)),
+        flicker_lag_frames=("camera", np.full(period.size, float(lag_frames))),
     )

@@ -95,6 +95,49 @@ def test_the_band_period_s_error_says_how_well_it_was_measured():
     assert 0.3 < np.sqrt(np.mean(z**2)) < 2.0
 
 
+#: Frame rates near a divisor of the lamps' flicker, where the bands creep (the mains a few hundredths of a Hz off).
+CREEPING = ((30.0, "indoor_60hz"), (25.0, "indoor_50hz"), (24.0, "indoor_60hz"), (60.0, "indoor_60hz"))
+
+
+def test_bands_that_creep_are_measured_over_many_frames_with_an_honest_error():
+    """30 fps under 120 Hz, 25 under 100 Hz, ...: the bands move 0.0001-0.003 cycles a frame, nothing one frame's
+    change shows. Over 10 s (300 frames) the change over a lag of up to 149 frames measures their period where they
+    travel far enough; its error must follow the errors against the lamps' truth, and lamps on exactly 60 Hz mains
+    (bands that stand) give nothing."""
+    rng = np.random.default_rng(5)
+    z, found = [], 0
+    for seed in range(16):
+        frame_rate, preset = CREEPING[seed % len(CREEPING)]
+        rows_ratio, exposure_ms, modulation = rng.uniform(1.2, 1.7), rng.uniform(1.0, 10.0), rng.uniform(0.1, 0.3)
+        camera = Camera(width=64, height=HEIGHT, total_rows=int(HEIGHT * rows_ratio), frame_rate=frame_rate,
+                        exposure_ms=min(exposure_ms, 1000.0 / frame_rate))  # fmt: skip
+        scene = scene_preset(preset, seed=seed, flicker_modulation=modulation)
+        rows, pts = rendered_profiles(camera, NO_FLASH, scene, 300, seed)
+        ticks = tick_numbers(pts, estimate_frame_clock(pts))
+        assert not ambient.fit_flicker(rows.median, ticks)[0].moves
+        flicker = ambient.creeping_flicker(rows.median, ticks)
+        true_step = 2.0 * scene.mains_hz / frame_rate
+        # bands that travel a fifth of a cycle over 149 frames, at a level of 5 % after the exposure's average
+        level = modulation * abs(np.sinc(2.0 * scene.mains_hz * camera.exposure_ms / 1000.0))
+        clear = ambient.band_lever(true_step, 149) >= 1.2 and level >= 0.05
+        if flicker.cycles_per_row <= 0:
+            assert not clear
+            continue
+        found += 1
+        assert flicker.moves and flicker.lag_frames > 1
+        assert abs((flicker.phase_step - true_step + 0.5) % 1.0 - 0.5) < 5e-4
+        true_period = 1000.0 / (2.0 * scene.mains_hz) / camera.line_period_ms
+        z.append((flicker.period_rows - true_period) / flicker.period_rows_sd)
+    z = np.array(z)
+    assert found >= 4
+    assert np.max(np.abs(z)) < 3.5
+    assert 0.3 < np.sqrt(np.mean(z**2)) < 2.0
+    camera = Camera(width=64, height=HEIGHT, total_rows=500, frame_rate=30.0, exposure_ms=3.0)
+    standing = scene_preset("indoor_60hz", seed=1, mains_hz=60.0, flicker_modulation=0.3)
+    rows, pts = rendered_profiles(camera, NO_FLASH, standing, 300, 1)
+    assert ambient.creeping_flicker(rows.median, tick_numbers(pts, estimate_frame_clock(pts))) == ambient.NO_FLICKER
+
+
 def test_flicker_bands_longer_than_the_frame_are_measured_with_their_harmonic():
     """A 60 fps phone under 50 Hz lamps with a short exposure: bands of 420 rows in a 360-row frame (0.86 cycles).
     A single sinusoid's best frequency there leaned up to 14 % off (seeds 3-6: 362, 407, 433, 389 rows), leaving up to

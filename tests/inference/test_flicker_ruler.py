@@ -72,6 +72,24 @@ def test_bands_pin_nothing_where_they_stand_still_fit_both_lamps_or_break_physic
     assert not none.used.any() and np.isnan(none.flicker_hz) and none.notes[0] == "no flicker bands measured"
 
 
+def test_bands_that_creep_pin_where_they_travel_far_enough_over_their_lag():
+    # 30 fps under 120.06 Hz lamps: a step of 0.002 cycles a frame, nothing between two frames, a sixth of a cycle
+    # over 149 (the lever |1 - e^{2πi s n}| 1.7): the lamps are the 120 Hz ones, as 0.002 fits frac(120 T) = 0
+    cameras = [(30.0, 0.0430), (30.0, 0.0320)]
+    period, _, frame_period = np.array([bands(120.06, rate, tpr) for rate, tpr in cameras]).T
+    step, sd = np.full(2, 0.002), 2e-3 * period
+    creeping = band_ruler(period, sd, step, [0.1, 0.1], frame_period, [720, 720], lag_frames=[149.0, 149.0])
+    assert creeping.used.all() and creeping.flicker_hz == 120.0
+    np.testing.assert_allclose(creeping.time_per_row_ms, np.array(cameras)[:, 1] * 120.06 / 120.0, rtol=1e-12)
+    assert all(note.endswith("(they creep: measured over 149 frames)") for note in creeping.notes)
+    # the same measured over one frame: they stand
+    standing = band_ruler(period, sd, step, [0.1, 0.1], frame_period, [720, 720])
+    assert not standing.used.any() and "stand nearly still (phase step 0.0020" in standing.notes[0]
+    # over 20 frames they travel 0.04 cycles (lever 0.25): too little
+    short = band_ruler(period, sd, step, [0.1, 0.1], frame_period, [720, 720], lag_frames=[20.0, 149.0])
+    np.testing.assert_array_equal(short.used, [False, True])
+
+
 def test_the_precision_inverts_the_measurements_covariance():
     rng = np.random.default_rng(0)
     sd = rng.uniform(1e-4, 3e-3, 6)

@@ -70,6 +70,24 @@ MIN_GROUP_FRAMES = 16
 NEIGHBOURS = 15
 #: Frames whose flicker change ``|1 - ρ^-n|`` is smaller than this say little about the phase.
 MIN_LEVER = 0.3
+#: Longest lag (frames) over which bands that creep (barely move from one frame to the next) are measured, and the
+#: fewest frame pairs a lag must leave (:func:`creeping_flicker`).
+MAX_CREEP_LAG = 512
+MIN_CREEP_PAIRS = 64
+#: The phase the bands travel over the lag chosen for the measurement (cycles; 0.5 changes the light most).
+CREEP_TRAVEL = 0.5
+#: Smallest :func:`band_lever` over the lag for bands that creep to count: over many frames the scene changes far more
+#: than between two, and the bands must change the light at least by their own level (a sixth of a cycle's travel).
+MIN_CREEP_LEVER = 1.0
+#: Smallest amplitude of the log level for bands that creep to count: fainter ones (an exposure of nearly a whole
+#: flicker period) drown in the scene's change over the lag (at 0.010 a period came out 2.7 times the true one).
+MIN_CREEP_AMPLITUDE = 0.02
+#: The period is measured again over this share of the lag: where the two disagree, the scene's change over the lag
+#: leans the bands' fit, and their difference joins the period's error.
+OTHER_LAG = 2.0 / 3.0
+#: Frame pairs whose change holds more than this many times the median pair's energy are left out of the search for
+#: bands that creep (a flash lights one frame of a few pairs each: with ten flashes in 300 frames, a quarter of them).
+QUIET_ENERGY = 4.0
 #: Largest change of the gain between frames taken for auto-exposure (relative): AE loops move
 #: the gain by a share of the metering error per frame, a dip of ~15 % over a few frames.
 MAX_GAIN_CHANGE = 0.25
@@ -95,12 +113,20 @@ class Flicker(NamedTuple):
         phase_step: phase advance of the bands per frame period, cycles in [0, 1).
         amplitude: median amplitude of the fundamental's log level ``|z|``.
         cycles_per_row_sd: standard error of ν (cycles per row; 0 where not measured).
+        lag_frames: frames between the two profiles whose change measured ν: 1, or more for bands that creep
+            (:func:`creeping_flicker`).
     """
 
     cycles_per_row: float
     phase_step: float
     amplitude: float
     cycles_per_row_sd: float = 0.0
+    lag_frames: float = 1.0
+
+    @property
+    def moves(self) -> bool:
+        """Whether bands were found that change the light over :attr:`lag_frames` (:func:`band_lever`)."""
+        return self.cycles_per_row > 0 and band_lever(self.phase_step, self.lag_frames) >= MIN_LEVER
 
     @property
     def period_rows(self) -> float:
@@ -115,6 +141,12 @@ class Flicker(NamedTuple):
 
 
 NO_FLICKER = Flicker(0.0, 0.0, 0.0)
+
+
+def band_lever(phase_step, frames=1.0):
+    """``|1 - e^{2πi s n}|``: the share of the bands' level by which they change the light over ``frames`` ``n`` when
+    their phase advances ``phase_step`` ``s`` (cycles) a frame; 0 for bands that stand still, 2 at half a cycle."""
+    return np.abs(1.0 - np.exp(2j * np.pi * np.nan_to_num(np.asarray(phase_step, np.float64)) * np.asarray(frames)))
 
 
 def row_bins(profiles: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -355,6 +387,89 @@ def fit_flicker(
     change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)
     amplitude = float(np.median(np.hypot(level[:, 0], level[:, 1])))
     return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude, cycles_sd), change, level
+
+
+def lagged_changes(median: np.ndarray, ticks: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log level changes ``(pairs, rows)`` between frames ``lag`` ticks apart, and the earlier frames' ticks.
+
+    ``median`` ``(n, rows)`` holds each frame's change from the frame before; their sums are the frames' log levels
+    (up to one profile that the differences cancel). Frames whose partner was dropped pair with none.
+    """
+    level = np.cumsum(np.asarray(median, dtype=np.float64), axis=0)
+    later = np.minimum(np.searchsorted(ticks, ticks + lag), ticks.size - 1)
+    paired = ticks[later] == ticks + lag
+    return level[later[paired]] - level[paired], ticks[paired]
+
+
+def _quiet_pairs(changes: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame pairs of :func:`lagged_changes` whose change (detrended in the rows) holds at most
+    :data:`QUIET_ENERGY` times the median pair's energy: bands that creep change every pair alike, a flash (in either
+    frame, a few pairs each) many times more."""
+    binned, centres = row_bins(changes, SEARCH_BINS)
+    energy = np.sum(_detrended(binned, centres) ** 2, axis=1)
+    quiet = energy <= QUIET_ENERGY * np.median(energy)
+    return changes[quiet], starts[quiet]
+
+
+def _band_phasors(changes: np.ndarray, cycles_per_row: float) -> np.ndarray:
+    """Complex amplitudes ``a - i b`` ``(n,)`` of the sinusoid ``a cos φ + b sin φ`` (``φ = 2π ν r``) in each of the
+    profiles ``(n, rows)``: least squares beside a line in the rows (as :func:`frame_coefficients`' fundamental, not
+    robust)."""
+    binned, centres = row_bins(changes, SEARCH_BINS)
+    phase = 2 * np.pi * cycles_per_row * centres
+    basis = _detrended(np.stack([np.cos(phase), np.sin(phase)]), centres)
+    (a, b), *_ = np.linalg.lstsq(basis.T, _detrended(binned, centres).T, rcond=None)
+    return a - 1j * b
+
+
+def _phasor_step(phasors: np.ndarray, ticks: np.ndarray) -> float:
+    """Phase step per frame (cycles in [0, 1)) by which the complex amplitudes of frames at ``ticks`` turn
+    (:func:`_rotation`)."""
+    rho = _rotation(phasors, ticks, np.concatenate([[0], np.diff(ticks)]))
+    return float(np.angle(rho) / (2 * np.pi)) % 1.0
+
+
+def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
+    """Bands that creep, measured from the change over many frames; :data:`NO_FLICKER` where none is found.
+
+    Where the frame rate is near a divisor of the lamps' (30 fps under 120 Hz, 25 under 100 Hz) the bands stand all
+    but still: the mains' few hundredths of a hertz move them a few thousandths of a cycle a frame, too little for one
+    frame's change to show. Over ``n`` frames they travel ``n`` steps, and the log level changes by the bands times
+    :func:`band_lever`. The bands are sought (:func:`band_frequency`) in the changes over the longest lag that leaves
+    :data:`MIN_CREEP_PAIRS` frame pairs (at most :data:`MAX_CREEP_LAG`), halved until found; their phase step then
+    sets the lag over which they travel :data:`CREEP_TRAVEL` cycles, and the changes over that lag measure ν and its
+    error. ``median`` ``(n, rows)`` as in :func:`fit_flicker`, ``ticks`` the frames' tick numbers.
+    """
+    ticks = np.asarray(ticks, dtype=np.int64)
+    longest = min(MAX_CREEP_LAG, int(ticks[-1] - ticks[0]) // 2) if ticks.size else 0
+    lag, cycles = longest, 0.0
+    while lag >= 2 and cycles <= 0:
+        changes, starts = _quiet_pairs(*lagged_changes(median, ticks, lag))
+        cycles = band_frequency(changes)[0] if starts.size >= MIN_CREEP_PAIRS else 0.0
+        lag //= 2
+    if cycles <= 0:
+        return NO_FLICKER
+    step = _phasor_step(_band_phasors(changes, cycles), starts)
+    travel = abs((step + 0.5) % 1.0 - 0.5)
+    lag = int(np.clip(round(CREEP_TRAVEL / max(travel, 1e-9)), 1, longest))
+    changes, starts = _quiet_pairs(*lagged_changes(median, ticks, lag))
+    cycles, cycles_sd = band_frequency(changes) if starts.size >= MIN_CREEP_PAIRS else (0.0, 0.0)
+    if cycles <= 0:
+        return NO_FLICKER
+    phasors = _band_phasors(changes, cycles)
+    step = _phasor_step(phasors, starts)
+    lever = float(band_lever(step, lag))
+    if lever < MIN_CREEP_LEVER:
+        return NO_FLICKER
+    amplitude = float(np.median(np.abs(phasors))) / lever
+    if amplitude < MIN_CREEP_AMPLITUDE:
+        return NO_FLICKER
+    other, other_starts = _quiet_pairs(*lagged_changes(median, ticks, int(round(lag * OTHER_LAG))))
+    other_cycles = band_frequency(other)[0] if other_starts.size >= MIN_CREEP_PAIRS else 0.0
+    if other_cycles <= 0:
+        return NO_FLICKER
+    cycles_sd = float(np.hypot(cycles_sd, (cycles - other_cycles) / np.sqrt(2.0)))
+    return Flicker(cycles, step, amplitude, cycles_sd, float(lag))
 
 
 def no_flicker_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,12 +33,14 @@ from flashsync_bayes.io import video
 from flashsync_bayes.timing import FrameClock, estimate_frame_clock
 
 #: Per-camera event variables of the flicker fit (:class:`~flashsync_bayes.detection.ambient.Flicker`):
-#: band period in rows and its standard error (NaN without flicker), phase step per frame (cycles), log amplitude.
+#: band period in rows and its standard error (NaN without flicker), phase step per frame (cycles), log amplitude, and
+#: the frames over which the period was measured (1, or more for bands that creep).
 FLICKER_VARIABLES = {
     "period_rows": "flicker_period_rows",
     "period_rows_sd": "flicker_period_rows_sd",
     "phase_step": "flicker_phase_step",
     "amplitude": "flicker_amplitude",
+    "lag_frames": "flicker_lag_frames",
 }
 #: Per-event columns of :attr:`CameraEvents.edges`.
 EDGE_COLUMNS = ("frame", "frame_time_ms", "row", "row_sd", "polarity", "edge", "amplitude")

@@ -8,7 +8,7 @@ from flashsync_bayes.transfer import check_transfer
 
 #: Bumped whenever detection's cached results (a video's frame times, flicker and edges) would come
 #: out differently or be stored differently: a change of the detector that keeps its settings must bump it.
-EVENTS_FORMAT = 15
+EVENTS_FORMAT = 16
 
 
 @dataclasses.dataclass(frozen=True)

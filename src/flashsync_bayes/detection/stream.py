@@ -15,7 +15,9 @@ kernels once per frame height; a video of at most ``W`` frames is one window: a 
 
 The flicker band frequency is searched window by window until one finds it, then shared by all
 later windows; the video's :class:`~flashsync_bayes.detection.ambient.Flicker` combines the
-windows' fits (:func:`combined_flicker`). Frame times are kept for the whole video (8 bytes a frame).
+windows' fits (:func:`combined_flicker`), or where their bands do not move from frame to frame, is
+the first window's bands that creep (:func:`~flashsync_bayes.detection.ambient.creeping_flicker`:
+a ruler only, the ambient model does not use them). Frame times are kept for the whole video (8 bytes a frame).
 """
 
 from __future__ import annotations
@@ -229,15 +231,18 @@ def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: D
     """:class:`VideoDetection` of the slices :func:`windows` yields, each detected in its window.
 
     The flicker band frequency found in one window is handed to all later ones; tick numbers
-    continue from window to window through the frames they share. The candidates of all windows
+    continue from window to window through the frames they share. Bands that creep are sought
+    in each window whose bands do not move until one finds them. The candidates of all windows
     are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
     """
-    cycles, previous, flickers, candidates, times, n_rows = None, None, [], [], [], 0
+    cycles, creeping, previous, flickers, candidates, times, n_rows = None, NO_FLICKER, None, [], [], [], 0
     for window, frames in slices:
         first_tick = None if previous is None else int(previous[1][window.start - previous[0]])
         evidence, flicker, ticks = window_evidence(window, settings, first_tick, cycles)
         if cycles is None and flicker.cycles_per_row > 0:
             cycles = flicker.cycles_per_row
+        if not (flicker.moves or creeping.moves):
+            creeping = ambient.creeping_flicker(np.asarray(window.rows.median), ticks)
         previous = (window.start, ticks)
         flickers.append(flicker)
         candidates.append(candidates_in(evidence, window.start, frames, settings))
@@ -247,7 +252,8 @@ def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: D
         release_freed_memory()
     frame_time_ms = np.concatenate(times) if times else np.zeros(0)
     edges = fit_candidates(Candidates.joined(candidates, n_rows), settings)
-    return VideoDetection(frame_time_ms, combined_flicker(flickers), edges)
+    flicker = combined_flicker(flickers)
+    return VideoDetection(frame_time_ms, flicker if flicker.moves or not creeping.moves else creeping, edges)
 
 
 @functools.cache
@@ -282,12 +288,12 @@ def combined_flicker(flickers: list[Flicker]) -> Flicker:
     fitted = [f for f in flickers if f.cycles_per_row > 0]
     if not fitted:
         return NO_FLICKER
+    first = Flicker(*map(float, fitted[0]))
     if len(fitted) == 1:
-        return Flicker(*map(float, fitted[0]))
+        return first
     turn = np.mean(np.exp(2j * np.pi * np.array([f.phase_step for f in fitted])))
     step = float(np.angle(turn) / (2 * np.pi)) % 1.0
-    amplitude = float(np.median([f.amplitude for f in fitted]))
-    return Flicker(float(fitted[0].cycles_per_row), step, amplitude, float(fitted[0].cycles_per_row_sd))
+    return first._replace(phase_step=step, amplitude=float(np.median([f.amplitude for f in fitted])))
 
 
 # --- one video ---------------------------------------------------------------------------------

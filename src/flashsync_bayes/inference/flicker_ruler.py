@@ -9,8 +9,9 @@ All cameras see the same lamps, so ``f``'s own error moves every camera's time p
 factor: the measurements' relative errors have covariance ``diag(s_c²) + τ² 1 1ᵀ`` (``τ``
 :data:`MAINS_RELATIVE_SD`), whose inverse :func:`ruler_precision` gives in closed form.
 
-A camera's bands serve only where they move between frames (bands standing still, e.g. 30 fps under
-120 Hz, are measured poorly or not at all), its rows hold at least :data:`MIN_CYCLES` of them, their
+A camera's bands serve only where they move between the frames whose change measured them (one frame
+apart, or many for bands that creep: 30 fps under 120 Hz with the mains a few hundredths of a hertz
+off; bands standing still are not measured at all), its rows hold at least :data:`MIN_CYCLES` of them, their
 bands are not faint (:data:`MIN_AMPLITUDE`), their step matches the chosen frequency and the ruler leaves
 ``L >= R``; a known sensor fact takes precedence.
 """
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flashsync_bayes.detection.ambient import MIN_LEVER
+from flashsync_bayes.detection.ambient import MIN_LEVER, band_lever
 
 #: Lamp flicker frequencies (Hz): twice the 50 and 60 Hz mains.
 FLICKER_HZ = (100.0, 120.0)
@@ -80,13 +81,14 @@ def _step_distance(step: np.ndarray, flicker_hz: float, frame_period_ms: np.ndar
 
 
 def band_ruler(
-    period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None
+    period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None, lag_frames=None
 ) -> FlickerRuler:
     """The :class:`FlickerRuler` of cameras' band periods ``(C,)`` (rows, NaN: none), their sds, phase steps (cycles)
     and amplitudes (of the log light).
 
     ``frame_period_ms`` and ``stored_rows`` ``(C,)`` are each camera's T and R; ``known`` ``(C,)``
-    marks cameras whose time per row a sensor fact gives (their bands are not used).
+    marks cameras whose time per row a sensor fact gives (their bands are not used); ``lag_frames`` ``(C,)`` the
+    frames over which each period was measured (1 where None).
     """
     period, period_sd, step, strength = (
         np.asarray(v, dtype=np.float64) for v in (period_rows, period_rows_sd, phase_step, amplitude)
@@ -94,7 +96,8 @@ def band_ruler(
     frame_period, rows = np.asarray(frame_period_ms, np.float64), np.asarray(stored_rows, np.float64)
     known = np.zeros(period.size, bool) if known is None else np.asarray(known, bool)
     measured = np.isfinite(period) & (period > 0) & np.isfinite(period_sd) & (period_sd > 0)
-    moving = np.abs(1.0 - np.exp(2j * np.pi * np.nan_to_num(step))) >= MIN_LEVER
+    lag = np.ones(period.size) if lag_frames is None else np.nan_to_num(np.asarray(lag_frames, np.float64), nan=1.0)
+    moving = band_lever(step, lag) >= MIN_LEVER
     enough = rows >= MIN_CYCLES * np.where(measured, period, np.inf)
     strong = strength >= MIN_AMPLITUDE
     candidates = measured & moving & enough & strong & ~known
@@ -114,7 +117,7 @@ def band_ruler(
         elif not measured[c]:
             notes.append("flicker band period measured without its error (too few frames)")
         elif not moving[c]:
-            notes.append(f"flicker bands stand nearly still (phase step {step[c]:.3f} cycles a frame)")
+            notes.append(f"flicker bands stand nearly still (phase step {step[c]:.4f} cycles a frame)")
         elif not strong[c]:
             notes.append(f"flicker bands too faint to trust (amplitude {strength[c]:.4f})")
         elif not enough[c]:
@@ -128,7 +131,8 @@ def band_ruler(
         elif not physical[c]:
             notes.append(f"a period of {period[c]:.2f} rows at {best:.0f} Hz would need fewer total rows than stored")
         else:
-            notes.append(f"flicker bands of {best:.0f} Hz lamps, period {period[c]:.2f} ± {period_sd[c]:.2f} rows")
+            creep = f" (they creep: measured over {lag[c]:.0f} frames)" if lag[c] > 1 else ""
+            notes.append(f"flicker bands of {best:.0f} Hz lamps, period {period[c]:.2f} ± {period_sd[c]:.2f} rows{creep}")
     relative_sd = np.where(used, period_sd / np.where(measured, period, 1.0), np.nan)
     return FlickerRuler(np.where(used, time_per_row, np.nan), relative_sd, best if used.any() else float("nan"), tuple(notes))
 

@@ -222,7 +222,8 @@ def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
     values = [_camera_values(events, name) for name in names]
     if any(v is None for v in values):
         return no_ruler(period.size, "the events carry no flicker band measurements")
-    return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows))
+    lag = _camera_values(events, "flicker_lag_frames")  # absent from older events: one frame
+    return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows), lag_frames=lag)
 
 
 def prepare_problem(
