@@ -65,7 +65,7 @@ def warn_about(result) -> None:
             "phases): synchronized times far from the rows where flashes were seen are that uncertain, and the "
             "intervals say so. To pin it give --readout-ms VIDEO=MS or --total-rows VIDEO=N from a datasheet, "
             "record a flash whose band crosses a frame boundary, add a camera at another frame rate, or film under "
-            "mains lamps whose flicker bands move from frame to frame",
+            "mains lamps whose flicker bands move from frame to frame (bands that only creep need a longer recording)",
             stacklevel=2,
         )
     if result.method != NUTS and not open_rows and readouts_on_wrapped_bands(result):

@@ -74,6 +74,8 @@ MIN_LEVER = 0.3
 #: fewest frame pairs a lag must leave (:func:`creeping_flicker`).
 MAX_CREEP_LAG = 512
 MIN_CREEP_PAIRS = 64
+#: The search for bands that creep shortens the lag by this factor until it finds them.
+CREEP_LAG_FACTOR = 4
 #: The phase the bands travel over the lag chosen for the measurement (cycles; 0.5 changes the light most).
 CREEP_TRAVEL = 0.5
 #: Smallest :func:`band_lever` over the lag for bands that creep to count: over many frames the scene changes far more
@@ -436,7 +438,7 @@ def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
     but still: the mains' few hundredths of a hertz move them a few thousandths of a cycle a frame, too little for one
     frame's change to show. Over ``n`` frames they travel ``n`` steps, and the log level changes by the bands times
     :func:`band_lever`. The bands are sought (:func:`band_frequency`) in the changes over the longest lag that leaves
-    :data:`MIN_CREEP_PAIRS` frame pairs (at most :data:`MAX_CREEP_LAG`), halved until found; their phase step then
+    :data:`MIN_CREEP_PAIRS` frame pairs (at most :data:`MAX_CREEP_LAG`), shortened by :data:`CREEP_LAG_FACTOR` until found; their phase step then
     sets the lag over which they travel :data:`CREEP_TRAVEL` cycles, and the changes over that lag measure ν and its
     error. ``median`` ``(n, rows)`` as in :func:`fit_flicker`, ``ticks`` the frames' tick numbers.
     """
@@ -446,7 +448,7 @@ def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
     while lag >= 2 and cycles <= 0:
         changes, starts = _quiet_pairs(*lagged_changes(median, ticks, lag))
         cycles = band_frequency(changes)[0] if starts.size >= MIN_CREEP_PAIRS else 0.0
-        lag //= 2
+        lag //= CREEP_LAG_FACTOR
     if cycles <= 0:
         return NO_FLICKER
     step = _phasor_step(_band_phasors(changes, cycles), starts)

@@ -227,22 +227,27 @@ def candidates_in(evidence: Evidence, start: int, frames: tuple[int, int], setti
     return found.where((frame >= frames[0]) & (frame < frames[1]), start)
 
 
+#: Windows searched for bands that creep (~0.1 s each where there are none: a clean scene would pay it in every one).
+CREEP_WINDOWS = 2
+
+
 def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: DetectorSettings) -> VideoDetection:
     """:class:`VideoDetection` of the slices :func:`windows` yields, each detected in its window.
 
     The flicker band frequency found in one window is handed to all later ones; tick numbers
     continue from window to window through the frames they share. Bands that creep are sought
-    in each window whose bands do not move until one finds them. The candidates of all windows
+    in the first :data:`CREEP_WINDOWS` windows whose bands do not move until one finds them. The candidates of all windows
     are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
     """
     cycles, creeping, previous, flickers, candidates, times, n_rows = None, NO_FLICKER, None, [], [], [], 0
+    creep_searches = 0
     for window, frames in slices:
         first_tick = None if previous is None else int(previous[1][window.start - previous[0]])
         evidence, flicker, ticks = window_evidence(window, settings, first_tick, cycles)
         if cycles is None and flicker.cycles_per_row > 0:
             cycles = flicker.cycles_per_row
-        if not (flicker.moves or creeping.moves):
-            creeping = ambient.creeping_flicker(np.asarray(window.rows.median), ticks)
+        if not (flicker.moves or creeping.moves) and creep_searches < CREEP_WINDOWS:
+            creeping, creep_searches = ambient.creeping_flicker(np.asarray(window.rows.median), ticks), creep_searches + 1
         previous = (window.start, ticks)
         flickers.append(flicker)
         candidates.append(candidates_in(evidence, window.start, frames, settings))
