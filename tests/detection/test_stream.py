@@ -82,6 +82,30 @@ def test_memory_held_does_not_grow_with_the_videos_length():
     assert long - short < 0.2 * profiles_bytes, (short, long)
 
 
+def banded_chunks(n_frames: int, rows: int, period_rows: float, step: float, seed: int):
+    """One chunk of profiles whose median is the change of flicker bands (``period_rows``, amplitude 0.1) whose
+    phase advances ``step`` cycles a frame, plus noise."""
+    rng = np.random.default_rng(seed)
+    phase = 2 * np.pi * (np.arange(rows)[None] / period_rows + step * np.arange(-1, n_frames)[:, None])
+    level = 0.1 * np.cos(phase)
+    median = (np.diff(level, axis=0) + rng.normal(0.0, 0.002, (n_frames, rows))).astype(np.float32)
+    blocks = np.repeat(median[..., None], 16, axis=-1).astype(np.float16)
+    yield np.arange(n_frames) * PERIOD_MS, RowProfiles(median, median + 0.01, median - 0.01, blocks)
+
+
+@pytest.mark.parametrize("step, lag", [(0.003, True), (1 / 3, False), (0.0, None)])
+def test_the_video_keeps_moving_bands_or_else_bands_that_creep(step, lag):
+    """Bands that move between frames are measured from one frame's change; bands that creep 0.003 cycles a frame
+    (30 fps under 120.09 Hz) from the change over many frames; bands that stand give nothing to measure."""
+    found = stream.detect_windows(stream.windows(banded_chunks(300, 240, 80.0, step, seed=1), 10**6), WHOLE).flicker
+    if lag is None:
+        assert found.cycles_per_row == 0
+        return
+    assert found.moves and (found.lag_frames > 1) == lag
+    assert found.period_rows == pytest.approx(80.0, abs=3 * found.period_rows_sd)
+    assert found.period_rows_sd < 0.01 * 80.0
+
+
 # --- on encoded videos ----------------------------------------------------------------------------
 
 
