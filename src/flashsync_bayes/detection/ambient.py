@@ -29,7 +29,8 @@ The model is fitted in three steps, none of which lets a flash frame explain its
 profiles and turns them into the relative change the edge model expects; :func:`frame_gain`
 gives each frame's gain change (the mode of its median profile), against which rows above a
 leading edge count as quiet. What the fit learns (:class:`Flicker`: band period in rows, phase
-step per frame) is a ruler for the time per row.
+step per frame) is a ruler for the time per row. Where the bands creep, moving a few thousandths of
+a cycle a frame, :func:`creeping_flicker` measures that ruler from the change over many frames.
 """
 
 from __future__ import annotations
@@ -438,9 +439,12 @@ def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
     but still: the mains' few hundredths of a hertz move them a few thousandths of a cycle a frame, too little for one
     frame's change to show. Over ``n`` frames they travel ``n`` steps, and the log level changes by the bands times
     :func:`band_lever`. The bands are sought (:func:`band_frequency`) in the changes over the longest lag that leaves
-    :data:`MIN_CREEP_PAIRS` frame pairs (at most :data:`MAX_CREEP_LAG`), shortened by :data:`CREEP_LAG_FACTOR` until found; their phase step then
-    sets the lag over which they travel :data:`CREEP_TRAVEL` cycles, and the changes over that lag measure ν and its
-    error. ``median`` ``(n, rows)`` as in :func:`fit_flicker`, ``ticks`` the frames' tick numbers.
+    half the frames paired (at most :data:`MAX_CREEP_LAG`), shortened by :data:`CREEP_LAG_FACTOR` until found, the
+    pairs a flash lit left out (:func:`_quiet_pairs`); their phase step then sets the lag over which they travel
+    :data:`CREEP_TRAVEL` cycles, and the changes over that lag measure ν and its error, which takes in the difference
+    from the ν measured over :data:`OTHER_LAG` of that lag. Bands that travel too little over it
+    (:data:`MIN_CREEP_LEVER`) or are faint (:data:`MIN_CREEP_AMPLITUDE`) count as none. ``median`` ``(n, rows)`` as
+    in :func:`fit_flicker`, ``ticks`` the frames' tick numbers. A ruler only: the ambient model does not use them.
     """
     ticks = np.asarray(ticks, dtype=np.int64)
     longest = min(MAX_CREEP_LAG, int(ticks[-1] - ticks[0]) // 2) if ticks.size else 0

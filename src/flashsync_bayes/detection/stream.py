@@ -236,8 +236,8 @@ def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: D
 
     The flicker band frequency found in one window is handed to all later ones; tick numbers
     continue from window to window through the frames they share. Bands that creep are sought
-    in the first :data:`CREEP_WINDOWS` windows whose bands do not move until one finds them. The candidates of all windows
-    are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
+    in the first :data:`CREEP_WINDOWS` windows whose bands do not move until one finds them. The
+    candidates of all windows are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
     """
     cycles, creeping, previous, flickers, candidates, times, n_rows = None, NO_FLICKER, None, [], [], [], 0
     creep_searches = 0
