@@ -5,8 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from flashsync_bayes.cli.report import warn_about
+from flashsync_bayes import fit
+from flashsync_bayes.cli.report import parameter_lines, warn_about
 from flashsync_bayes.diagnostics import Diagnostics
+from tests.sync_cases import LOCKED, with_flicker_bands
 
 
 def fitted(method, periods_ms, facts=None, pinned=True):
@@ -52,3 +54,14 @@ def test_no_such_warning_where_the_readouts_rest_on_more(result):
 def test_readouts_left_open_get_their_own_warning_only():
     (message,) = messages(fitted("laplace", PHONES, pinned=False))
     assert "do not pin the time per row" in message
+
+
+def test_the_table_names_the_cameras_whose_flicker_bands_served_as_a_ruler(locked):
+    """Under 100 Hz lamps the locked 30 fps cameras' moving bands pin their times per row: a line under the table says
+    whose bands did and how; without the ruler there is no such line."""
+    events, _ = locked
+    banded = with_flicker_bands(events, LOCKED, 100.05, 5e-4, seed=3)
+    lines = parameter_lines(fit(banded, method="lsq"))
+    (ruler_line,) = [line for line in lines if line.startswith("flicker ruler (time per row): ")]
+    assert ruler_line.count("flicker bands of 100 Hz lamps, period") == len(LOCKED)
+    assert not any(line.startswith("flicker ruler") for line in parameter_lines(fit(banded, method="lsq", flicker_ruler=False)))

@@ -34,6 +34,10 @@ def parameter_lines(result) -> list[str]:
     )
     if result.metadata.get("left_out"):
         lines.append(f"left out (too few flashes shared with the others): {', '.join(result.metadata['left_out'])}")
+    ruler = result.flicker_ruler
+    if any(ruler["used"]):
+        served = [f"{camera}: {note}" for camera, used, note in zip(result.cameras, ruler["used"], ruler["notes"]) if used]
+        lines.append(f"flicker ruler (time per row): {'; '.join(served)}")
     if result.method == NUTS:
         d = result.diagnostics()
         lines.append(f"NUTS: max R-hat {d.r_hat_max:.3f}, min bulk ESS {d.ess_bulk_min:.0f}, {d.divergences} divergences")
