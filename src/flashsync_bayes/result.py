@@ -48,6 +48,7 @@ def _metadata(posterior: Posterior) -> dict:
         "facts": list(problem.facts),
         "flicker_ruler": {
             "flicker_hz": None if np.isnan(problem.ruler.flicker_hz) else float(problem.ruler.flicker_hz),
+            "measured_hz": None if np.isnan(problem.ruler.measured_hz) else float(problem.ruler.measured_hz),
             "used": [bool(u) for u in problem.ruler.used],
             "notes": list(problem.ruler.notes),
         },
@@ -291,10 +292,12 @@ class SyncResult:
 
     @property
     def flicker_ruler(self) -> dict:
-        """What the mains-flicker bands pinned: ``{"flicker_hz", "used", "notes"}`` (per camera; None, False and None
-        for results saved before the ruler existed)."""
+        """What the mains-flicker bands pinned: ``{"flicker_hz", "measured_hz", "used", "notes"}`` (the lamps' nominal
+        frequency and the one the reference camera's phase step measured, None where not; per camera; None, False and
+        None for results saved before the ruler existed)."""
         n = len(self.cameras)
-        return self.metadata.get("flicker_ruler") or {"flicker_hz": None, "used": [False] * n, "notes": [None] * n}
+        unruled = {"flicker_hz": None, "measured_hz": None, "used": [False] * n, "notes": [None] * n}
+        return unruled | (self.metadata.get("flicker_ruler") or {})
 
     @property
     def time_per_row_identified(self) -> dict[str, bool]:

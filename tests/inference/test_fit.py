@@ -206,6 +206,7 @@ def test_moving_flicker_bands_pin_every_locked_camera(locked):
     np.testing.assert_allclose(table["total_rows"].values, truth, rtol=3e-3)
     assert (np.abs(table["total_rows"].values - truth) < 3.5 * table["total_rows_sd"].values).all()
     assert result.metadata["flicker_ruler"]["flicker_hz"] == 100.0
+    assert result.flicker_ruler["measured_hz"] == pytest.approx(100.05, rel=1e-6)  # the reference camera's step
     off = fit(banded, method="lsq", flicker_ruler=False)
     assert not any(v["time_per_row_identified"] for v in off.identifiability().values())
 

@@ -4,7 +4,7 @@ closed-form precision of the measurements' correlated errors."""
 import numpy as np
 import pytest
 
-from flashsync_bayes.inference.flicker_ruler import band_ruler, ruler_precision
+from flashsync_bayes.inference.flicker_ruler import MAINS_RELATIVE_SD, STEP_SD, band_ruler, ruler_precision
 
 
 def bands(flicker_hz, frame_rate, time_per_row_ms):
@@ -88,6 +88,24 @@ def test_bands_that_creep_pin_where_they_travel_far_enough_over_their_lag():
     # over 20 frames they travel 0.04 cycles (lever 0.25): too little
     short = band_ruler(period, sd, step, [0.1, 0.1], frame_period, [720, 720], lag_frames=[20.0, 149.0])
     np.testing.assert_array_equal(short.used, [False, True])
+
+
+def test_the_reference_camera_s_phase_step_measures_the_lamps_frequency():
+    # lamps 0.08 % off 100 Hz (a generator would be further off): f T = 3 + step on the reference camera's clock
+    cameras = [(30.0, 0.0430), (25.0, 0.0320), (60.0, 0.0200)]
+    period, step, frame_period = np.array([bands(100.08, rate, tpr) for rate, tpr in cameras]).T
+    sd = 5e-4 * period
+    measured = band_ruler(period, sd, step, np.full(3, 0.1), frame_period, [720, 720, 540], reference=0)
+    assert measured.flicker_hz == 100.0 and measured.measured_hz == pytest.approx(100.08, rel=1e-12)
+    np.testing.assert_allclose(measured.time_per_row_ms[[0, 2]], np.array(cameras)[[0, 2], 1], rtol=1e-12)
+    assert measured.measured_relative_sd == pytest.approx(STEP_SD / (100.08 / 30.0))
+    assert measured.frequency_variance(MAINS_RELATIVE_SD) == measured.measured_relative_sd**2
+    # without a reference (or where its bands do not serve) the nominal frequency, to the mains' 0.1 %
+    nominal = band_ruler(period, sd, step, np.full(3, 0.1), frame_period, [720, 720, 540])
+    assert np.isnan(nominal.measured_hz) and nominal.frequency_variance(MAINS_RELATIVE_SD) == MAINS_RELATIVE_SD**2
+    np.testing.assert_allclose(nominal.time_per_row_ms[[0, 2]], np.array(cameras)[[0, 2], 1] * 1.0008, rtol=1e-12)
+    standing = band_ruler(period, sd, step, np.full(3, 0.1), frame_period, [720, 720, 540], reference=1)  # 25 fps
+    assert np.isnan(standing.measured_hz) and standing.used[[0, 2]].all()
 
 
 def test_the_precision_inverts_the_measurements_covariance():

@@ -6,8 +6,12 @@ whose bands detection measured (``flicker_period_rows`` ± ``flicker_period_rows
 has a time per row ``a = 1000 / (f P)`` ms in reference time. Which ``f`` lit the room the bands'
 phase step per frame tells: it is the fraction of ``f T`` (at 30 fps 1/3 for 100 Hz, 0 for 120 Hz).
 All cameras see the same lamps, so ``f``'s own error moves every camera's time per row by one
-factor: the measurements' relative errors have covariance ``diag(s_c²) + τ² 1 1ᵀ`` (``τ``
-:data:`MAINS_RELATIVE_SD`), whose inverse :func:`ruler_precision` gives in closed form.
+factor: the measurements' relative errors have covariance ``diag(s_c²) + τ² 1 1ᵀ``, whose inverse
+:func:`ruler_precision` gives in closed form. The step also measures ``f`` itself: ``f T = k + step``
+with ``T`` in reference time, which the reference camera's frame period is (its drift is 1 by
+definition). Where the reference camera's bands match the lamps, ``f`` is taken from its step, to
+``τ = STEP_SD / (f T)`` (~3e-4 at 30 fps); elsewhere it is the nominal 100 or 120 Hz, to the mains'
+``τ`` (:data:`MAINS_RELATIVE_SD`, ~0.1 %, FACTS).
 
 A camera's bands serve only where they move between the frames whose change measured them (one frame
 apart, or many for bands that creep: 30 fps under 120 Hz with the mains a few hundredths of a hertz
@@ -39,6 +43,10 @@ MIN_AMPLITUDE = 0.01
 #: Largest distance (cycles) between a measured phase step and ``frac(f T)`` for the two to match:
 #: the mains' 0.1 % moves ``f T`` by 0.004 cycles at 30 fps, 0.017 at 8 fps.
 STEP_TOLERANCE = 0.03
+#: Standard error (cycles) of a phase step, to which it measures the lamps' frequency: the periodogram's peak over a
+#: window of frames finds it within ~1e-4 cycles on simulated lamps (steps of 23 cameras, moving and creeping), and
+#: real mains wander by up to a few 1e-4 within a window; ten times the simulated error.
+STEP_SD = 1e-3
 
 
 class FlickerRuler(NamedTuple):
@@ -46,20 +54,31 @@ class FlickerRuler(NamedTuple):
 
     Attributes:
         time_per_row_ms: ``(C,)`` ``1000 / (f P)`` where the bands serve as a ruler, NaN elsewhere.
-        relative_sd: ``(C,)`` relative sd of that measurement (the period's, without the mains'), NaN elsewhere.
+        relative_sd: ``(C,)`` relative sd of that measurement (the period's, without the lamps' frequency's), NaN
+            elsewhere.
         flicker_hz: the lamps' nominal flicker frequency, NaN where no camera's bands serve.
         notes: per camera, why its bands serve or not (one line).
+        measured_hz: the lamps' frequency ``f`` the rulers use, measured from the reference camera's phase step
+            (in reference time); NaN where it is not measured (the nominal one is used).
+        measured_relative_sd: its relative sd ``τ``; NaN where not measured.
     """
 
     time_per_row_ms: np.ndarray
     relative_sd: np.ndarray
     flicker_hz: float
     notes: tuple
+    measured_hz: float = float("nan")
+    measured_relative_sd: float = float("nan")
 
     @property
     def used(self) -> np.ndarray:
         """``(C,)`` bool: cameras whose bands serve as a ruler."""
         return np.isfinite(self.time_per_row_ms)
+
+    def frequency_variance(self, mains_relative_sd: float) -> float:
+        """``τ²``: the relative variance of the lamps' frequency the rulers share, measured or the mains' prior sd."""
+        measured = np.isfinite(self.measured_relative_sd)
+        return float(self.measured_relative_sd if measured else mains_relative_sd) ** 2
 
     @property
     def weight(self) -> np.ndarray:
@@ -73,22 +92,27 @@ def no_ruler(n_cameras: int, note: str) -> FlickerRuler:
     return FlickerRuler(nan, nan.copy(), float("nan"), (note,) * n_cameras)
 
 
+def _step_offset(step, flicker_hz: float, frame_period_ms):
+    """Signed offset (cycles, in [-0.5, 0.5)) of phase steps from ``frac(f T)``."""
+    return (step - flicker_hz * frame_period_ms / 1000.0 + 0.5) % 1.0 - 0.5
+
+
 def _step_distance(step: np.ndarray, flicker_hz: float, frame_period_ms: np.ndarray) -> np.ndarray:
     """Circular distance (cycles) of phase steps from ``frac(f T)``, the bands read in either row direction."""
-    expected = flicker_hz * frame_period_ms / 1000.0
-    distance = [np.abs((s - expected + 0.5) % 1.0 - 0.5) for s in (step, -step)]
-    return np.minimum(*distance)
+    return np.minimum(*(np.abs(_step_offset(s, flicker_hz, frame_period_ms)) for s in (step, -step)))
 
 
 def band_ruler(
-    period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None, lag_frames=None
+    period_rows, period_rows_sd, phase_step, amplitude, frame_period_ms, stored_rows, known=None, lag_frames=None,
+    reference=None,
 ) -> FlickerRuler:
     """The :class:`FlickerRuler` of cameras' band periods ``(C,)`` (rows, NaN: none), their sds, phase steps (cycles)
     and amplitudes (of the log light).
 
     ``frame_period_ms`` and ``stored_rows`` ``(C,)`` are each camera's T and R; ``known`` ``(C,)``
     marks cameras whose time per row a sensor fact gives (their bands are not used); ``lag_frames`` ``(C,)`` the
-    frames over which each period was measured (1 where None).
+    frames over which each period was measured (1 where None); ``reference`` the index of the camera whose clock is
+    reference time, whose step measures the lamps' frequency (None: the nominal frequency is used).
     """
     period, period_sd, step, strength = (
         np.asarray(v, dtype=np.float64) for v in (period_rows, period_rows_sd, phase_step, amplitude)
@@ -105,7 +129,9 @@ def band_ruler(
     counts = {f: int(m.sum()) for f, m in matches.items()}
     best = max(FLICKER_HZ, key=counts.get)
     ambiguous = counts[best] > 0 and all(counts[f] == counts[best] for f in FLICKER_HZ)
-    time_per_row = np.where(matches[best], 1000.0 / (best * np.where(measured, period, 1.0)), np.nan)
+    lamp_hz, lamp_sd = _measured_frequency(matches[best], step, best, frame_period, reference)
+    frequency = best if np.isnan(lamp_hz) else lamp_hz
+    time_per_row = np.where(matches[best], 1000.0 / (frequency * np.where(measured, period, 1.0)), np.nan)
     physical = time_per_row * rows <= frame_period
     used = matches[best] & physical & (counts[best] > 0) & ~ambiguous
     notes = []
@@ -134,7 +160,24 @@ def band_ruler(
             creep = f" (they creep: measured over {lag[c]:.0f} frames)" if lag[c] > 1 else ""
             notes.append(f"flicker bands of {best:.0f} Hz lamps, period {period[c]:.2f} ± {period_sd[c]:.2f} rows{creep}")
     relative_sd = np.where(used, period_sd / np.where(measured, period, 1.0), np.nan)
-    return FlickerRuler(np.where(used, time_per_row, np.nan), relative_sd, best if used.any() else float("nan"), tuple(notes))
+    flicker_hz = best if used.any() else float("nan")
+    if not used.any():
+        lamp_hz = lamp_sd = float("nan")
+    return FlickerRuler(np.where(used, time_per_row, np.nan), relative_sd, flicker_hz, tuple(notes), lamp_hz, lamp_sd)
+
+
+def _measured_frequency(matched, step, flicker_hz: float, frame_period_ms, reference) -> tuple[float, float]:
+    """``(f, τ)``: the lamps' frequency (Hz, reference time) from the reference camera's phase step, ``f T = k + step``,
+    and its relative sd (:data:`STEP_SD`); NaNs where the reference camera's step, read in row order as detection
+    reads it, does not match the lamps."""
+    if reference is None or not matched[reference]:
+        return float("nan"), float("nan")
+    offset = _step_offset(step[reference], flicker_hz, frame_period_ms[reference])
+    if abs(offset) > STEP_TOLERANCE:
+        return float("nan"), float("nan")
+    period_s = frame_period_ms[reference] / 1000.0
+    lamp_hz = flicker_hz + offset / period_s
+    return float(lamp_hz), float(STEP_SD / (lamp_hz * period_s))
 
 
 def ruler_precision(weight, mains_variance, xp=np):

@@ -166,7 +166,7 @@ def _ruler_equations(problem: Problem, priors: Priors, cols: _Columns, row_scale
     measured = ruler.time_per_row_ms[pinned] * row_scale
     design = np.zeros((pinned.size, n_par))
     design[np.arange(pinned.size), cols.tpr[pinned]] = 1.0 / measured
-    precision = ruler_precision(ruler.weight[pinned], priors.mains_relative_sd**2)
+    precision = ruler_precision(ruler.weight[pinned], ruler.frequency_variance(priors.mains_relative_sd))
     return design.T @ precision @ design, design.T @ precision @ np.ones(pinned.size)
 
 

@@ -72,7 +72,7 @@ def model_data(problem: Problem, solution: LsqSolution, priors: Priors = Priors(
         nu=f64(priors.nu),
         ruler_time_per_row_ms=f64(_pad(np.where(ruler.used, ruler.time_per_row_ms, 1.0), pc, 1.0)),
         ruler_weight=f64(_pad(ruler.weight, pc, 0.0)),
-        mains_variance=f64(priors.mains_relative_sd**2),
+        mains_variance=f64(ruler.frequency_variance(priors.mains_relative_sd)),
     )
 
 

@@ -38,8 +38,8 @@ class Priors(NamedTuple):
         sigma_rows: mean of the exponential prior of each camera's edge noise beyond the edges'
             own ``row_sd`` (rows).
         nu: degrees of freedom of the Student-t likelihood.
-        mains_relative_sd: relative sd of the lamps' flicker frequency around 100 or 120 Hz
-            (:mod:`~flashsync_bayes.inference.flicker_ruler`).
+        mains_relative_sd: relative sd of the lamps' flicker frequency around 100 or 120 Hz, where the reference
+            camera's phase step does not measure it (:mod:`~flashsync_bayes.inference.flicker_ruler`).
     """
 
     drift_ppm: float = 300.0
@@ -214,8 +214,9 @@ def _shift_prior(events, ref: int, n_cameras: int) -> np.ndarray:
     return shift_prior
 
 
-def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
-    """The cameras' :class:`FlickerRuler` from the events' flicker variables (none where absent or not ``use``)."""
+def _ruler(events, period, stored_rows, fixed_rows, reference: int, use: bool) -> FlickerRuler:
+    """The cameras' :class:`FlickerRuler` from the events' flicker variables (none where absent or not ``use``); the
+    reference camera's phase step measures the lamps' frequency."""
     if not use:
         return no_ruler(period.size, "flicker ruler switched off")
     names = ("flicker_period_rows", "flicker_period_rows_sd", "flicker_phase_step", "flicker_amplitude")
@@ -223,7 +224,7 @@ def _ruler(events, period, stored_rows, fixed_rows, use: bool) -> FlickerRuler:
     if any(v is None for v in values):
         return no_ruler(period.size, "the events carry no flicker band measurements")
     lag = _camera_values(events, "flicker_lag_frames")  # absent from older events: one frame
-    return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows), lag_frames=lag)
+    return band_ruler(*values, period, stored_rows, known=np.isfinite(fixed_rows), lag_frames=lag, reference=reference)
 
 
 def prepare_problem(
@@ -276,7 +277,7 @@ def prepare_problem(
         time_scale_ms=scale,
         shift_prior_ms=_shift_prior(events, ref, n_cameras),
         frame_clocks=tuple(clocks),
-        ruler=_ruler(events, period, stored_rows, fixed_rows, flicker_ruler),
+        ruler=_ruler(events, period, stored_rows, fixed_rows, ref, flicker_ruler),
     )
 
 

@@ -29,7 +29,7 @@ def _without(ruler: FlickerRuler, camera: int, note: str | None = None) -> Flick
     if note is not None:
         notes[camera] = note
     flicker_hz = ruler.flicker_hz if np.isfinite(time_per_row).any() else float("nan")
-    return FlickerRuler(time_per_row, relative_sd, flicker_hz, tuple(notes))
+    return ruler._replace(time_per_row_ms=time_per_row, relative_sd=relative_sd, flicker_hz=flicker_hz, notes=tuple(notes))
 
 
 def ruler_disagreement(problem: Problem, priors: Priors, camera: int) -> float:
@@ -39,7 +39,8 @@ def ruler_disagreement(problem: Problem, priors: Priors, camera: int) -> float:
     column = solution.tpr_column[camera]
     predicted, predicted_var = solution.vector[column], solution.camera_covariance[column, column]
     measured = ruler.time_per_row_ms[camera]
-    variance = (ruler.relative_sd[camera] ** 2 + priors.mains_relative_sd**2) * measured**2 + predicted_var
+    relative_variance = ruler.relative_sd[camera] ** 2 + ruler.frequency_variance(priors.mains_relative_sd)
+    variance = relative_variance * measured**2 + predicted_var
     return float((measured - predicted) / np.sqrt(variance))
 
 
