@@ -146,6 +146,16 @@ class Flicker(NamedTuple):
 NO_FLICKER = Flicker(0.0, 0.0, 0.0)
 
 
+def turn_cycles(turn: complex) -> float:
+    """The phase of a complex turn ``e^{2πi s}`` as cycles ``s`` in [0, 1)."""
+    return float(np.angle(turn) / (2 * np.pi)) % 1.0
+
+
+def wrapped_cycles(cycles):
+    """Cycles wrapped into [-0.5, 0.5): the signed distance from the nearest whole cycle."""
+    return (cycles + 0.5) % 1.0 - 0.5
+
+
 def band_lever(phase_step, frames=1.0):
     """``|1 - e^{2πi s n}|``: the share of the bands' level by which they change the light over ``frames`` ``n`` when
     their phase advances ``phase_step`` ``s`` (cycles) a frame; 0 for bands that stand still, 2 at half a cycle."""
@@ -389,16 +399,15 @@ def fit_flicker(
         return NO_FLICKER, *no_flicker_coefficients(n)
     change, level, rho = predict_flicker(frame_coefficients(median, cycles), ticks)
     amplitude = float(np.median(np.hypot(level[:, 0], level[:, 1])))
-    return Flicker(cycles, float(np.angle(rho) / (2 * np.pi)) % 1.0, amplitude, cycles_sd), change, level
+    return Flicker(cycles, turn_cycles(rho), amplitude, cycles_sd), change, level
 
 
-def lagged_changes(median: np.ndarray, ticks: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+def lagged_changes(level: np.ndarray, ticks: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
     """Log level changes ``(pairs, rows)`` between frames ``lag`` ticks apart, and the earlier frames' ticks.
 
-    ``median`` ``(n, rows)`` holds each frame's change from the frame before; their sums are the frames' log levels
-    (up to one profile that the differences cancel). Frames whose partner was dropped pair with none.
+    ``level`` ``(n, rows)``: the frames' log levels, the sums of their median profiles (each frame's change from the
+    frame before; up to one profile, which the differences cancel). Frames whose partner was dropped pair with none.
     """
-    level = np.cumsum(np.asarray(median, dtype=np.float64), axis=0)
     later = np.minimum(np.searchsorted(ticks, ticks + lag), ticks.size - 1)
     paired = ticks[later] == ticks + lag
     return level[later[paired]] - level[paired], ticks[paired]
@@ -428,8 +437,16 @@ def _band_phasors(changes: np.ndarray, cycles_per_row: float) -> np.ndarray:
 def _phasor_step(phasors: np.ndarray, ticks: np.ndarray) -> float:
     """Phase step per frame (cycles in [0, 1)) by which the complex amplitudes of frames at ``ticks`` turn
     (:func:`_rotation`)."""
-    rho = _rotation(phasors, ticks, np.concatenate([[0], np.diff(ticks)]))
-    return float(np.angle(rho) / (2 * np.pi)) % 1.0
+    return turn_cycles(_rotation(phasors, ticks, np.concatenate([[0], np.diff(ticks)])))
+
+
+def _lagged_bands(level: np.ndarray, ticks: np.ndarray, lag: int):
+    """``(ν, its error, changes, starts)``: the bands (:func:`band_frequency`, 0s if none or fewer than
+    :data:`MIN_CREEP_PAIRS` pairs) in the quiet changes over ``lag`` frames (:func:`lagged_changes`,
+    :func:`_quiet_pairs`)."""
+    changes, starts = _quiet_pairs(*lagged_changes(level, ticks, lag))
+    cycles, cycles_sd = band_frequency(changes) if starts.size >= MIN_CREEP_PAIRS else (0.0, 0.0)
+    return cycles, cycles_sd, changes, starts
 
 
 def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
@@ -447,19 +464,17 @@ def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
     in :func:`fit_flicker`, ``ticks`` the frames' tick numbers. A ruler only: the ambient model does not use them.
     """
     ticks = np.asarray(ticks, dtype=np.int64)
+    level = np.cumsum(np.asarray(median, dtype=np.float64), axis=0)
     longest = min(MAX_CREEP_LAG, int(ticks[-1] - ticks[0]) // 2) if ticks.size else 0
     lag, cycles = longest, 0.0
     while lag >= 2 and cycles <= 0:
-        changes, starts = _quiet_pairs(*lagged_changes(median, ticks, lag))
-        cycles = band_frequency(changes)[0] if starts.size >= MIN_CREEP_PAIRS else 0.0
+        cycles, _, changes, starts = _lagged_bands(level, ticks, lag)
         lag //= CREEP_LAG_FACTOR
     if cycles <= 0:
         return NO_FLICKER
-    step = _phasor_step(_band_phasors(changes, cycles), starts)
-    travel = abs((step + 0.5) % 1.0 - 0.5)
+    travel = abs(wrapped_cycles(_phasor_step(_band_phasors(changes, cycles), starts)))
     lag = int(np.clip(round(CREEP_TRAVEL / max(travel, 1e-9)), 1, longest))
-    changes, starts = _quiet_pairs(*lagged_changes(median, ticks, lag))
-    cycles, cycles_sd = band_frequency(changes) if starts.size >= MIN_CREEP_PAIRS else (0.0, 0.0)
+    cycles, cycles_sd, changes, starts = _lagged_bands(level, ticks, lag)
     if cycles <= 0:
         return NO_FLICKER
     phasors = _band_phasors(changes, cycles)
@@ -470,8 +485,7 @@ def creeping_flicker(median: np.ndarray, ticks: np.ndarray) -> Flicker:
     amplitude = float(np.median(np.abs(phasors))) / lever
     if amplitude < MIN_CREEP_AMPLITUDE:
         return NO_FLICKER
-    other, other_starts = _quiet_pairs(*lagged_changes(median, ticks, int(round(lag * OTHER_LAG))))
-    other_cycles = band_frequency(other)[0] if other_starts.size >= MIN_CREEP_PAIRS else 0.0
+    other_cycles = _lagged_bands(level, ticks, int(round(lag * OTHER_LAG)))[0]
     if other_cycles <= 0:
         return NO_FLICKER
     cycles_sd = float(np.hypot(cycles_sd, (cycles - other_cycles) / np.sqrt(2.0)))

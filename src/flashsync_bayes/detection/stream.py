@@ -296,8 +296,7 @@ def combined_flicker(flickers: list[Flicker]) -> Flicker:
     first = Flicker(*map(float, fitted[0]))
     if len(fitted) == 1:
         return first
-    turn = np.mean(np.exp(2j * np.pi * np.array([f.phase_step for f in fitted])))
-    step = float(np.angle(turn) / (2 * np.pi)) % 1.0
+    step = ambient.turn_cycles(np.mean(np.exp(2j * np.pi * np.array([f.phase_step for f in fitted]))))
     return first._replace(phase_step=step, amplitude=float(np.median([f.amplitude for f in fitted])))
 
 

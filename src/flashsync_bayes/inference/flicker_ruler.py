@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flashsync_bayes.detection.ambient import MIN_LEVER, band_lever
+from flashsync_bayes.detection.ambient import MIN_LEVER, band_lever, wrapped_cycles
 
 #: Lamp flicker frequencies (Hz): twice the 50 and 60 Hz mains.
 FLICKER_HZ = (100.0, 120.0)
@@ -94,7 +94,7 @@ def no_ruler(n_cameras: int, note: str) -> FlickerRuler:
 
 def _step_offset(step, flicker_hz: float, frame_period_ms):
     """Signed offset (cycles, in [-0.5, 0.5)) of phase steps from ``frac(f T)``."""
-    return (step - flicker_hz * frame_period_ms / 1000.0 + 0.5) % 1.0 - 0.5
+    return wrapped_cycles(step - flicker_hz * frame_period_ms / 1000.0)
 
 
 def _step_distance(step: np.ndarray, flicker_hz: float, frame_period_ms: np.ndarray) -> np.ndarray:
