@@ -185,8 +185,11 @@ def _tilt_pays(plain: edge_model.EdgeFit, tilted: edge_model.EdgeFit, weights: n
     return seen & possible & (plain.misfit - tilted.misfit > np.log(n_rows) * tilted.noise_var)
 
 
-def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, settings: DetectorSettings):
-    """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video.
+def _fit_with_shared_blur(
+    windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, events: np.ndarray, settings: DetectorSettings
+):
+    """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video, for the windows where
+    ``events`` (a mask; the others only vote on the blur).
 
     The codec and optics blur rows the same way in every frame of a video, while a single edge
     cannot tell blur from the pulse's shape well. Each edge is fitted freely first (from ``start``,
@@ -196,15 +199,18 @@ def _fit_with_shared_blur(windows: np.ndarray, weights: np.ndarray, start: np.nd
     :data:`BLUR_QUANTILES` range of their blurs joins its sd, and so do the settings' floors for what a
     codec does (``row_sd_floor`` rows and :func:`codec_rows` of ``change_sd_floor``). A last fit frees the band's
     tilt (standing flicker bands, see :func:`~flashsync_bayes.detection.edge_model.edge_model`); it is kept where it
-    pays (:func:`_tilt_pays`), and half its edge's move joins the sd then.
+    pays (:func:`_tilt_pays`), and half its edge's move joins the sd then. Only the free fit is needed of windows that
+    can be no event (a repeated step's: most candidates of a long video), so the later fits leave them out.
     """
-    n = windows.shape[0]
     free = _fit(windows, weights, start=start, iterations=WARM_ITERATIONS)
+    pool = pool & (free.edge_sd < POOL_MAX_SD)
+    blurs = band_shape(free.params)[2][pool]
+    windows, weights, free = windows[events], weights[events], edge_model.EdgeFit(*(leaf[events] for leaf in free))
+    n = windows.shape[0]
     spread = np.zeros(n)
     fit, blur_rows = free, None
-    pool = pool & (free.edge_sd < POOL_MAX_SD)
-    if np.sum(pool) >= 3:
-        low, mid, high = np.quantile(band_shape(free.params)[2][pool], BLUR_QUANTILES)
+    if blurs.size >= 3:
+        low, mid, high = np.quantile(blurs, BLUR_QUANTILES)
         # from the free fit and afresh: a free fit may sit where the fixed blur cannot leave (see fit_edges)
         blur_rows = np.full(n, mid)
         fit = _fit(windows, weights, blur_rows, free.params, WARM_ITERATIONS, fresh_starts=True)
@@ -245,6 +251,12 @@ def short_bands(extent: np.ndarray, extent_sd: np.ndarray, rows_in_view: np.ndar
     return ends_seen & (extent + 2.0 * extent_sd < MIN_EXTENT_SHARE * typical)
 
 
+def _no_edges() -> dict[str, np.ndarray]:
+    """Edge columns of :func:`find_edges` without edges."""
+    empty = {k: np.zeros(0) for k in ("row", "row_sd", "polarity", "amplitude")}
+    return {"frame": np.zeros(0, np.int64), **empty, "edge": np.zeros(0, dtype=str)}
+
+
 def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> dict[str, np.ndarray]:
     """Leading (and, where visible, trailing) edges in a video's :class:`Evidence` (or one profile ``(n, rows)``).
 
@@ -258,17 +270,20 @@ def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> d
 def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[str, np.ndarray]:
     """Edge columns of :func:`find_edges` from a video's :class:`Candidates` (``frame`` as they count it)."""
     if not candidates.frame.size:
-        empty = {k: np.zeros(0) for k in ("row", "row_sd", "polarity", "amplitude")}
-        return {"frame": np.zeros(0, np.int64), **empty, "edge": np.zeros(0, dtype=str)}
-    frames, polarity, at_top, n_rows = candidates.frame, candidates.polarity, candidates.at_top, candidates.n_rows
+        return _no_edges()
+    events = ~candidates.repeats
+    if not events.any():
+        return _no_edges()
     shift, start = _centred(candidates)
-    anchors = candidates.anchor + shift
     windows, weights = _fit_windows(candidates, shift)
-    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~at_top, settings)
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~candidates.at_top, events, settings)
+    candidates, shift = candidates.where(events), shift[events]
+    frames, polarity, at_top, n_rows = candidates.frame, candidates.polarity, candidates.at_top, candidates.n_rows
+    anchors = candidates.anchor + shift
     row = anchors + params[:, 2]
     below = n_rows - row  # rows of the band in view: a few at the bottom could be anything
     good = np.isfinite(row) & (edge_sd < settings.max_row_sd) & (row > 0) & (below >= 2 * STEP_HALF_WIDTHS[0])
-    good &= (params[:, 1] > 0) & ~candidates.repeats
+    good &= params[:, 1] > 0
     quiet_above = quiet(params[:, 0], polarity * candidates.gain, settings.quiet_fraction * params[:, 1])
     good &= ~at_top | (quiet_above & (row > 2 * edge_sd))
     trail_row = anchors + trailing
