@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -70,16 +71,30 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """``(this process, its finished children)``: CPU seconds (user + system) used so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def interleaved(functions: dict[str, Callable[[], object]], repeat: int) -> dict[str, dict]:
-    """Per name: best and all wall-clock times, running the functions in turn (A B A B ...) ``repeat`` times."""
+    """Per name: best and all wall-clock times, running the functions in turn (A B A B ...) ``repeat`` times, and the
+    least CPU seconds of this process (``own_cpu_s``) and of its children, ffmpeg (``child_cpu_s``), over the calls:
+    unlike wall time on a busy machine, what the work itself costs."""
     times: dict[str, list[float]] = {name: [] for name in functions}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in functions}
     loads = []
     for _ in range(repeat):
         for name, fn in functions.items():
+            before = cpu_seconds()
             times[name].append(timed(fn))
+            cpu[name].append(tuple(b - a for a, b in zip(before, cpu_seconds())))
         loads.append(os.getloadavg()[0])
-    return {name: {"best_s": round(min(t), 3), "all_s": [round(x, 3) for x in t], "load_1min": round(max(loads), 2)}
-            for name, t in times.items()}  # fmt: skip
+    return {
+        name: {"best_s": round(min(t), 3), "all_s": [round(x, 3) for x in t], "load_1min": round(max(loads), 2),
+               "own_cpu_s": round(min(c[0] for c in cpu[name]), 2), "child_cpu_s": round(min(c[1] for c in cpu[name]), 2)}
+        for name, t in times.items()
+    }  # fmt: skip
 
 
 def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
