@@ -11,7 +11,8 @@ a second ``detect_events`` run, so that JAX compilation is not counted; the firs
 printed per seed).
 
 Run: ``python simulations/detection_accuracy.py [--sizes 640x360 1280x720] [--seeds 0 1 2]
-[--cameras 2] [--duration 8] [--flashes 10] [--crf 23] [--scene indoor_50hz] [--outdir DIR] [--reuse]``.
+[--cameras 2] [--duration 8] [--flashes 10] [--crf 23] [--scene indoor_50hz] [--shake-px 3] [--outdir DIR]
+[--reuse]``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def simulate(outdir: str, size, seed: int, args) -> dict:
         drop_probability=args.drop_probability,
         rotate_last=True,
     )
-    cameras = [dataclasses.replace(c, noise_sigma=args.noise) for c in cameras]
+    cameras = [dataclasses.replace(c, noise_sigma=args.noise, shake_px=args.shake_px) for c in cameras]
     scene = scene_preset(args.scene, seed=seed)
     return simulate_recording(
         outdir, cameras, flashes, args.duration, seed, crf=args.crf, scene=scene, overwrite=True, progress=False
@@ -120,6 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--drop-probability", type=float, default=0.02, help="chance a frame is dropped")
     parser.add_argument("--noise", type=float, default=2.0, help="sensor noise sd (grey levels)")
     parser.add_argument("--crf", type=int, default=23, help="x264 CRF (0-51)")
+    parser.add_argument("--shake-px", type=float, default=0.0, help="RMS shake of handheld cameras (pixels; 0: tripod)")
     parser.add_argument("--scene", default="clean", choices=sorted(SCENE_PRESETS), help="scene preset (lighting)")
     parser.add_argument("--gate", type=float, default=8.0, help="largest |row error| of a hit (rows)")
     parser.add_argument("--outdir", help="keep the videos here (default: a temporary directory)")
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
         root = args.outdir or scratch
         print(
             f"{args.cameras} cameras x {args.duration:g} s, {args.flashes} flashes, fps {args.frame_rates}, "
-            f"CRF {args.crf}, drop {args.drop_probability}, scene {args.scene}, seeds {args.seeds}",
+            f"CRF {args.crf}, drop {args.drop_probability}, scene {args.scene}, shake {args.shake_px:g} px, seeds {args.seeds}",
             flush=True,
         )
         lines = []

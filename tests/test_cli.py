@@ -105,6 +105,7 @@ def test_detect_writes_events_and_never_overwrites(recording, tmp_path, capsys):
         (["sync", "a.mp4", "b.mp4", "--total-rows", "750"], "VIDEO=NUMBER"),
         (["sync", "a.mp4", "b.mp4", "--tolerance-ms", "0"], "tolerance_ms must be at least 0.1 ms"),
         (["simulate", "--cameras", "0", "--outdir", "x"], "camera"),
+        (["simulate", "--shake-px", "-1", "--outdir", "x"], "shake_px must be a finite number of pixels >= 0"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(argv, message, tmp_path, capsys, monkeypatch):

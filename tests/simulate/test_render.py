@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from flashsync_bayes.simulate import (
     Camera,
     Scene,
+    Shake,
     camera_ambient_light,
+    camera_shake,
     flash_column_gain,
+    frame_model,
     render_chunks,
+    render_frames,
     scene_layout,
+    shake_offsets,
     window_mask,
 )
 from tests.simulate.helpers import (
@@ -75,3 +84,31 @@ def test_flash_lights_only_its_columns_and_the_window_saturates():
     window = mask == 1.0
     assert window.sum() > 200 and not np.any(lit[window.any(axis=0)])
     assert np.all(flashed[:, window] == 255) and np.all(plain[:, window] == 255)
+
+
+def test_a_shaken_camera_sees_the_scene_moved_by_its_shake():
+    """A shake that holds 3 pixels across (or 2 rows down) while a frame is read out shows the steady frame moved by as
+    many whole pixels (bilinear sampling at whole pixels is exact; float32 coordinates may tip a rounding); a drawn
+    shake has the RMS asked for, and moves the view from frame to frame."""
+    scene = Scene(seed=5, n_objects=0, ambient_variation=0.0)  # steady light on a static scene
+    camera = Camera(width=WIDTH, height=HEIGHT, total_rows=110, frame_rate=30.0, exposure_ms=8.0, noise_sigma=0.0)
+    model, key = frame_model(camera, NO_FLASHES, scene), jax.random.key(0)
+
+    def frame(shake):
+        return render_frames(model._replace(shake=shake), key, jnp.array([3]), jnp.ones(1), window=1)[0].astype(int)
+
+    steady = frame(None)
+    still = jnp.array([1e-9])  # Hz: one sinusoid that stays at its crest over the frame
+    for moved, expected in [
+        (frame(Shake(still, jnp.array([3.0]), jnp.array([[np.pi / 2], [0.0]]))), steady[:, 3:]),
+        (frame(Shake(still, jnp.array([2.0]), jnp.array([[0.0], [np.pi / 2]]))), steady[2:]),
+    ]:
+        part = moved[: expected.shape[0], : expected.shape[1]]
+        assert np.abs(part - expected).max() <= 1 and np.mean(part != expected) < 0.01
+        assert np.mean(np.abs(part - steady[: part.shape[0], : part.shape[1]])) > 1  # the scene's texture shows the move
+    for seed in range(4):
+        across, down = shake_offsets(camera_shake(2.5, seed), np.arange(0.0, 300.0, 0.01))
+        assert [float(np.sqrt(np.mean(np.square(d)))) for d in (across, down)] == pytest.approx([2.5, 2.5], rel=0.1)
+    handheld = dataclasses.replace(camera, shake_px=2.5)
+    shaken = np.concatenate(list(render_chunks(handheld, NO_FLASHES, scene, [0, 3], noise_seed=1))).astype(int)
+    assert np.mean(np.abs(shaken[1] - steady)) > 1

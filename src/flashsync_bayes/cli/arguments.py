@@ -128,6 +128,8 @@ def _add_simulate(subcommands) -> None:
                      "same number x265 spends fewer bits than x264)")  # fmt: skip
     sim.add_argument("--drop-probability", type=float, default=0.0, help="chance a frame is dropped (default 0)")
     sim.add_argument("--rotate-last", action="store_true", help="mark the last camera as rotated 180 degrees")
+    sim.add_argument("--shake-px", type=float, default=0.0,
+                     help="handheld cameras: RMS shake of the view in pixels along each axis (default 0: tripods)")  # fmt: skip
     sim.add_argument("--scene", default="clean",
                      help="lighting: clean (steady), indoor_50hz / indoor_60hz (flickering lamps, partial flashes, "
                           "a saturated window, auto-exposure; default clean)")  # fmt: skip

@@ -110,7 +110,7 @@ def simulate(args: argparse.Namespace) -> int:
         args.cameras, args.duration, args.flashes, args.seed, width=args.width, height=args.height,
         frame_rate=args.frame_rate, drop_probability=args.drop_probability, rotate_last=args.rotate_last,
     )  # fmt: skip
-    cameras = [dataclasses.replace(camera, codec=args.codec) for camera in cameras]
+    cameras = [dataclasses.replace(camera, codec=args.codec, shake_px=args.shake_px) for camera in cameras]
     truth = simulate_recording(
         args.outdir, cameras, flashes, args.duration, args.seed, crf=args.crf,
         scene=scene_preset(args.scene, seed=args.seed), overwrite=args.overwrite,

@@ -40,6 +40,9 @@ class Camera:
             file): BT.709 as cameras and phones record, ``linear`` for light itself.
         codec: how the file is compressed (:data:`~flashsync_bayes.io.writer.CODECS`): "h264" (x264, 8 bits) or
             "hevc" (x265, 10 bits, as phones record).
+        shake_px: RMS displacement (pixels, along each axis) of a handheld camera's view over the scene, a smooth
+            random motion that each row sees at its own time (:func:`~flashsync_bayes.simulate.render.camera_shake`);
+            0 on a tripod.
     """
 
     width: int = 640
@@ -54,6 +57,7 @@ class Camera:
     rotated: bool = False
     transfer: str = BT709
     codec: str = CODECS[0]
+    shake_px: float = 0.0
 
     def __post_init__(self):
         check_transfer(self.transfer)
@@ -72,6 +76,8 @@ class Camera:
             )
         if not 0 <= self.drop_probability < 1:
             raise FlashsyncError(f"drop_probability must lie in [0, 1), got {self.drop_probability}")
+        if not (math.isfinite(self.shake_px) and self.shake_px >= 0):
+            raise FlashsyncError(f"shake_px must be a finite number of pixels >= 0, got {self.shake_px}")
 
     @property
     def frame_period_ms(self) -> float:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.ndimage import map_coordinates
 
 from flashsync_bayes import transfer
 from flashsync_bayes.errors import FlashsyncError
@@ -45,6 +46,44 @@ class SceneObjects(NamedTuple):
     is_disc: np.ndarray
 
 
+#: A handheld camera's shake: this many sinusoids per axis, frequencies log-uniform over ``SHAKE_HZ`` (Hz), amplitudes
+#: falling as 1/f (hand tremor and sway: most of the motion slow, some of it from frame to frame).
+SHAKE_SINUSOIDS = 6
+SHAKE_HZ = (0.5, 8.0)
+
+
+class Shake(NamedTuple):
+    """A handheld camera's view moving over the scene: ``Σ_i a_i sin(2π f_i t + φ_ai)`` pixels along each axis ``a``.
+
+    Attributes:
+        hz: ``(k,)`` frequencies f_i (Hz).
+        amplitude_px: ``(k,)`` amplitudes a_i (pixels).
+        phase: ``(2, k)`` phases (rad) across and down.
+    """
+
+    hz: jnp.ndarray
+    amplitude_px: jnp.ndarray
+    phase: jnp.ndarray
+
+
+def camera_shake(shake_px: float, seed: int) -> Shake:
+    """A random :class:`Shake` of RMS ``shake_px`` pixels along each axis (:data:`SHAKE_SINUSOIDS`, :data:`SHAKE_HZ`)."""
+    rng = np.random.default_rng([int(seed), 5])
+    hz = np.exp(rng.uniform(*np.log(SHAKE_HZ), SHAKE_SINUSOIDS))
+    weight = 1.0 / hz
+    # a sum of sinusoids has the mean square Σ a²/2
+    amplitude = shake_px * np.sqrt(2.0) * weight / np.sqrt(np.sum(weight**2))
+    return Shake(jnp.asarray(hz), jnp.asarray(amplitude), jnp.asarray(rng.uniform(0.0, 2 * np.pi, (2, SHAKE_SINUSOIDS))))
+
+
+def shake_offsets(shake: Shake, time_s):
+    """``(across, down)``: the view's displacement over the scene (pixels) at reference times ``time_s`` (s), each
+    shaped like ``time_s``."""
+    t = jnp.asarray(time_s)[..., None]
+    angle = 2 * jnp.pi * shake.hz * t
+    return tuple(jnp.sum(shake.amplitude_px * jnp.sin(angle + phase), axis=-1) for phase in shake.phase)
+
+
 class FrameModel(NamedTuple):
     """Everything :func:`render_frames` needs for one camera, as arrays and scalars (a pytree).
 
@@ -59,6 +98,7 @@ class FrameModel(NamedTuple):
         frame_period_ms, line_period_ms, exposure_ms, drift, shift_ms: camera timing (DESIGN §2).
         noise_sigma: sensor noise standard deviation (grey levels).
         flash_ms, decay_ms, rise_ms, amplitude: the flashes (see :class:`Flashes`), never empty.
+        shake: the camera's :class:`Shake`, or None on a tripod (then no shake code is traced).
     """
 
     background: jnp.ndarray
@@ -77,6 +117,7 @@ class FrameModel(NamedTuple):
     decay_ms: jnp.ndarray
     rise_ms: jnp.ndarray
     amplitude: jnp.ndarray
+    shake: Shake | None = None
 
 
 def scene_background(scene: Scene, width: int, height: int) -> np.ndarray:
@@ -125,8 +166,9 @@ def scene_objects(scene: Scene) -> SceneObjects:
     )
 
 
-def frame_model(camera: Camera, flashes: Flashes, scene: Scene) -> FrameModel:
-    """The arrays :func:`render_frames` needs to draw ``camera``'s view of ``scene`` under ``flashes``."""
+def frame_model(camera: Camera, flashes: Flashes, scene: Scene, shake_seed: int = 0) -> FrameModel:
+    """The arrays :func:`render_frames` needs to draw ``camera``'s view of ``scene`` under ``flashes`` (its shake drawn
+    from ``shake_seed``)."""
     if len(flashes):
         flash_arrays = (flashes.time_ms, flashes.decay_ms, flashes.rise_ms, flashes.amplitude)
     else:  # one dark, long-past pulse keeps the arrays non-empty
@@ -147,6 +189,7 @@ def frame_model(camera: Camera, flashes: Flashes, scene: Scene) -> FrameModel:
         float(camera.shift_ms),
         float(camera.noise_sigma),
         *(jnp.asarray(a, dtype=jnp.float64) for a in flash_arrays),
+        camera_shake(camera.shake_px, shake_seed) if camera.shake_px > 0 else None,
     )
 
 
@@ -155,22 +198,45 @@ def _wrap(position, half):
     return jnp.mod(position + half, 1.0 + 2.0 * half) - half
 
 
-def _scene_albedo(model: FrameModel, time_s):
+def _view(model: FrameModel, time_s):
+    """Scene coordinates ``(u, v)`` (picture fractions) that every pixel sees at its row's time ``time_s`` ``(n_frames,
+    height)`` (s), each broadcastable to ``(n_frames, height, width)`` float32: the pixel centres, moved by the shake."""
+    n_rows, n_cols = model.background.shape
+    u = ((jnp.arange(n_cols, dtype=jnp.float32) + 0.5) / n_cols)[None, None, :]
+    v = ((jnp.arange(n_rows, dtype=jnp.float32) + 0.5) / n_rows)[None, :, None]
+    if model.shake is None:
+        return u, v
+    across, down = shake_offsets(model.shake, time_s)
+    return u + (across / n_cols).astype(jnp.float32)[..., None], v + (down / n_rows).astype(jnp.float32)[..., None]
+
+
+def _sampled(raster, u, v, outside: str):
+    """A static ``raster`` ``(height, width)`` at scene coordinates ``(u, v)`` (:func:`_view`), bilinear; beyond its
+    edges the nearest pixel (``outside="nearest"``) or 0 (``"constant"``)."""
+    n_rows, n_cols = raster.shape
+    u, v = jnp.broadcast_arrays(u, v)
+    return map_coordinates(raster, [v * n_rows - 0.5, u * n_cols - 0.5], order=1, mode=outside)
+
+
+def _scene_albedo(model: FrameModel, time_s, u, v):
     """Albedo of every pixel with objects placed at each row's time, and the share of each pixel
-    where the window shows (None without a window), both ``(n_frames, height, width)`` float32.
+    where the window shows (None without a window), both ``(n_frames, height, width)`` float32;
+    ``(u, v)`` the scene coordinates the pixels see (:func:`_view`).
     """
     n_rows, n_cols = model.background.shape
-    u = (jnp.arange(n_cols, dtype=jnp.float32) + 0.5) / n_cols
-    v = (jnp.arange(n_rows, dtype=jnp.float32) + 0.5) / n_rows
     shape = time_s.shape[:1] + model.background.shape
-    albedo = jnp.broadcast_to(model.background, shape)
-    window = None if model.window_mask is None else jnp.broadcast_to(model.window_mask, shape)
+    if model.shake is None:
+        albedo = jnp.broadcast_to(model.background, shape)
+        window = None if model.window_mask is None else jnp.broadcast_to(model.window_mask, shape)
+    else:
+        albedo = _sampled(model.background, u, v, "nearest")
+        window = None if model.window_mask is None else _sampled(model.window_mask, u, v, "constant")
     obj = model.objects
     for i in range(obj.albedo.shape[0]):
         center_u = _wrap(obj.center_u[i] + obj.velocity_u[i] * time_s, obj.half_u[i]).astype(jnp.float32)
         center_v = _wrap(obj.center_v[i] + obj.velocity_v[i] * time_s, obj.half_v[i]).astype(jnp.float32)
-        du = u[None, None, :] - center_u[:, :, None]
-        dv = (v[None, :] - center_v)[:, :, None]
+        du = u - center_u[:, :, None]
+        dv = v - center_v[:, :, None]
         half_u = obj.half_u[i].astype(jnp.float32)
         half_v = obj.half_v[i].astype(jnp.float32)
         # coverage with a one-pixel soft edge
@@ -189,7 +255,8 @@ def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: i
 
     Pure JAX (jit with ``window`` static; :func:`render_chunks` does). A pixel is
     ``gain_k * albedo(x, y, t_row) * (ambient(row) + flash light of its row * column gain(x)) +
-    noise``, clipped to 0..255 (light in grey levels, encoded by ``transfer_name`` as a camera stores it, with white at
+    noise`` (``(x, y)`` the scene point the pixel sees at ``t_row``: its own place, or moved by the camera's shake),
+    clipped to 0..255 (light in grey levels, encoded by ``transfer_name`` as a camera stores it, with white at
     255, before the noise is added), where ``t_row`` is the reference time of the middle of the row's
     exposure, ``ambient(row)`` integrates the lamps' flicker over the row's exposure window
     (:func:`ambient_light`) and ``gain`` ``(n_frames,)`` holds each frame's sensor gain
@@ -206,8 +273,12 @@ def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: i
     flashes = (model.flash_ms, model.decay_ms, model.rise_ms, model.amplitude)
     flash = flash_light(frame_time_ms, *flashes, n_rows=n_rows, window=window, **row_timing(model))
     gain = jnp.asarray(gain, dtype=jnp.float64)[:, None, None]
-    light = gain * (ambient[:, :, None] + flash[:, :, None] * model.flash_column_gain[None, None, :])
-    albedo, window_share = _scene_albedo(model, middle_s)
+    u, v = _view(model, middle_s)
+    column_gain = model.flash_column_gain[None, None, :]
+    if model.shake is not None:  # the flashes light a part of the scene, which moves in the view
+        column_gain = jnp.interp(u * n_cols - 0.5, jnp.arange(n_cols, dtype=jnp.float32), model.flash_column_gain)
+    light = gain * (ambient[:, :, None] + flash[:, :, None] * column_gain)
+    albedo, window_share = _scene_albedo(model, middle_s, u, v)
     signal = albedo * light.astype(jnp.float32)
     if window_share is not None:
         emitted = (gain * model.window_luminance).astype(jnp.float32)
@@ -258,7 +329,7 @@ def render_chunks(
     if gains.ndim != 1 or gains.size <= last:
         raise FlashsyncError(f"gains must hold one value for each sensor frame up to {last}, got shape {gains.shape}")
     chunk = chunk_frames or default_chunk_frames(camera.width, camera.height)
-    model = frame_model(camera, flashes, scene)
+    model = frame_model(camera, flashes, scene, shake_seed=noise_seed)
     window = flash_window(camera, flashes, sensor_frames * camera.frame_period_ms)
     key = jax.random.key(int(noise_seed) % (1 << 32))
     n_chunks = -(-sensor_frames.size // chunk)

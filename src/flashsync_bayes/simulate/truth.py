@@ -79,6 +79,7 @@ def camera_truth(
         "transfer": camera.transfer,
         "codec": camera.codec,
         "drop_probability": camera.drop_probability,
+        "shake_px": camera.shake_px,
         **extra,
         "timebase": f"1/{timescale}",
         "n_sensor_frames": int(kept.size),
