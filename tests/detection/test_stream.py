@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flashsync_bayes.detection import DetectorSettings, ambient, detect_video, frame_evidence, stream, video_detection
+from flashsync_bayes.detection.edges import KEPT_OFFSETS, Candidates, first_fits, fit_candidates
 from flashsync_bayes.detection.profiles import RowProfiles
 from flashsync_bayes.io import video
 from flashsync_bayes.simulate import Camera, Flashes, random_setup, scene_preset, simulate_recording
@@ -185,3 +186,26 @@ def test_streamed_detection_shares_the_flicker_band_and_finds_the_same_edges(fli
     difference = np.abs(streamed.edges["row"] - whole.edges["row"])
     sd = np.hypot(streamed.edges["row_sd"], whole.edges["row_sd"])
     assert difference.max() <= 0.5 and np.all(difference <= 0.5 * sd)
+
+
+def test_candidates_fitted_in_batches_as_the_windows_find_them_fit_as_all_at_once():
+    """A video's candidates are fitted on their own in whole batches while later frames decode; the fits, and the edges
+    fitted with the video's shared blur from them, are those of fitting all candidates at the end."""
+    rng = np.random.default_rng(3)
+    n = 37
+    edge, decay = rng.uniform(-3.0, 3.0, n), rng.uniform(1.0, 6.0, n)
+    below = np.maximum(KEPT_OFFSETS[None, :] - edge[:, None], 0.0)
+    rows = rng.uniform(0.1, 0.6, (n, 1)) * -np.expm1(-below / decay[:, None]) + 0.01 * rng.standard_normal((n, KEPT_OFFSETS.size))
+    found = Candidates(np.arange(n) * 7, np.full(n, 200), np.ones(n, np.int64), np.zeros(n, bool), rng.random(n) < 0.5,
+                       np.zeros(n), rows, np.ones_like(rows), 480)  # fmt: skip
+    queue = stream._FirstFitQueue()
+    for part in np.split(np.arange(n), [5, 25, 28]):  # windows finding 5, 20, 3 and 9 candidates
+        queue.add(found.where(np.isin(np.arange(n), part)))
+    assert [c.frame.size for c, _ in queue.fitted] == [16, 16]  # two whole batches before the end
+    joined, first = queue.finished()
+    whole = first_fits(found)
+    assert np.array_equal(joined.frame, found.frame) and np.array_equal(first.shift, whole.shift)
+    assert all(np.array_equal(a, b) for a, b in zip(first.free, whole.free))
+    settings = DetectorSettings()
+    streamed, at_once = fit_candidates(joined, settings, first), fit_candidates(found, settings)
+    assert streamed["frame"].size > 0 and all(np.array_equal(streamed[k], at_once[k]) for k in at_once)

@@ -1,8 +1,9 @@
 """Sub-row edges of a video's flash candidates: the rows around each, centring, a blur shared by the video, and the edges kept.
 
-Two stages: :func:`candidate_rows` takes the candidates of (a window of) a video's evidence with
-the rows their fits need; :func:`fit_candidates` fits all candidates of a video at once, so a
-long video's candidates share the fits' padded batches and one blur.
+Three stages: :func:`candidate_rows` takes the candidates of (a window of) a video's evidence with
+the rows their fits need; :func:`first_fits` centres and fits each on its own (a long video's in
+whole batches as its windows find them); :func:`fit_candidates` fits all of a video's candidates
+with one blur and keeps the edges.
 """
 
 from __future__ import annotations
@@ -185,15 +186,40 @@ def _tilt_pays(plain: edge_model.EdgeFit, tilted: edge_model.EdgeFit, weights: n
     return seen & possible & (plain.misfit - tilted.misfit > np.log(n_rows) * tilted.noise_var)
 
 
+class FirstFits(NamedTuple):
+    """What each candidate's own fits give, before a video's candidates share a blur (:func:`first_fits`).
+
+    Attributes:
+        shift: ``(n,)`` rows that centre each candidate's fit window on its edge (:func:`_centred`).
+        free: every candidate's free :class:`~flashsync_bayes.detection.edge_model.EdgeFit` in its centred window.
+    """
+
+    shift: np.ndarray
+    free: edge_model.EdgeFit
+
+    @classmethod
+    def joined(cls, parts: list[FirstFits]) -> FirstFits:
+        """The first fits of ``parts`` (non-empty) in one table, in order."""
+        return cls(np.concatenate([p.shift for p in parts]), edge_model.EdgeFit(*map(np.concatenate, zip(*(p.free for p in parts)))))
+
+
+def first_fits(candidates: Candidates) -> FirstFits:
+    """:class:`FirstFits` of ``candidates``: each fitted on its own (so those of a long video can be fitted in parts,
+    as its windows find them; the batches pad, and a candidate's fit does not depend on the others in its batch)."""
+    shift, start = _centred(candidates)
+    windows, weights = _fit_windows(candidates, shift)
+    return FirstFits(shift, _fit(windows, weights, start=start, iterations=WARM_ITERATIONS))
+
+
 def _fit_with_shared_blur(
-    windows: np.ndarray, weights: np.ndarray, start: np.ndarray, pool: np.ndarray, events: np.ndarray, settings: DetectorSettings
+    windows: np.ndarray, weights: np.ndarray, free: edge_model.EdgeFit, pool: np.ndarray, events: np.ndarray, settings: DetectorSettings
 ):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video, for the windows where
-    ``events`` (a mask; the others only vote on the blur).
+    ``events`` (a mask; the others only vote on the blur); ``free`` their free fits (:func:`first_fits`).
 
     The codec and optics blur rows the same way in every frame of a video, while a single edge
-    cannot tell blur from the pulse's shape well. Each edge is fitted freely first (from ``start``,
-    its params of an earlier fit); with three or more edges in ``pool`` (a mask) whose free fits
+    cannot tell blur from the pulse's shape well. Each edge is fitted freely first (``free``); with three or
+    more edges in ``pool`` (a mask) whose free fits
     place them within :data:`POOL_MAX_SD` rows, the final fit fixes the blur at the median of
     those (starting from the free fit), and the spread of the edge over the
     :data:`BLUR_QUANTILES` range of their blurs joins its sd, and so do the settings' floors for what a
@@ -202,7 +228,6 @@ def _fit_with_shared_blur(
     pays (:func:`_tilt_pays`), and half its edge's move joins the sd then. Only the free fit is needed of windows that
     can be no event (a repeated step's: most candidates of a long video), so the later fits leave them out.
     """
-    free = _fit(windows, weights, start=start, iterations=WARM_ITERATIONS)
     pool = pool & (free.edge_sd < POOL_MAX_SD)
     blurs = band_shape(free.params)[2][pool]
     windows, weights, free = windows[events], weights[events], edge_model.EdgeFit(*(leaf[events] for leaf in free))
@@ -267,16 +292,15 @@ def find_edges(evidence: Evidence | np.ndarray, settings: DetectorSettings) -> d
     return fit_candidates(candidate_rows(evidence, settings), settings)
 
 
-def fit_candidates(candidates: Candidates, settings: DetectorSettings) -> dict[str, np.ndarray]:
-    """Edge columns of :func:`find_edges` from a video's :class:`Candidates` (``frame`` as they count it)."""
-    if not candidates.frame.size:
-        return _no_edges()
+def fit_candidates(candidates: Candidates, settings: DetectorSettings, first: FirstFits | None = None) -> dict[str, np.ndarray]:
+    """Edge columns of :func:`find_edges` from a video's :class:`Candidates` (``frame`` as they count it), and their
+    :class:`FirstFits` where already fitted (else fitted here)."""
     events = ~candidates.repeats
     if not events.any():
         return _no_edges()
-    shift, start = _centred(candidates)
+    shift, free = first if first is not None else first_fits(candidates)
     windows, weights = _fit_windows(candidates, shift)
-    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, start, ~candidates.at_top, events, settings)
+    params, edge_sd, trailing, trailing_sd = _fit_with_shared_blur(windows, weights, free, ~candidates.at_top, events, settings)
     candidates, shift = candidates.where(events), shift[events]
     frames, polarity, at_top, n_rows = candidates.frame, candidates.polarity, candidates.at_top, candidates.n_rows
     anchors = candidates.anchor + shift

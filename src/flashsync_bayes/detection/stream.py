@@ -7,9 +7,9 @@ window of ``W = S + 2M`` frames (:func:`slice_window`): the slice with :data:`MA
 frames on each side, all that the ambient model and the candidate logic of a frame look at. A
 window is detected as soon as its frames are decoded (:func:`windows`), and of its edge
 candidates (with the rows their fits need) only those whose frame lies in its slice are kept, so
-every frame's candidates come from one window; the video's candidates are fitted together once
-its frames run out (one blur for the video, full fit batches). Only the last ``W`` frames'
-profiles are held. Every window of a video longer than ``W`` frames has
+every frame's candidates come from one window; each candidate is fitted on its own as soon as a
+whole batch of them waits (while later frames decode), and all of them together with one blur for
+the video once its frames run out. Only the last ``W`` frames' profiles are held. Every window of a video longer than ``W`` frames has
 exactly ``W`` (the first and the last reach further into the video), so JAX compiles their
 kernels once per frame height; a video of at most ``W`` frames is one window: a whole-video pass.
 
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from flashsync_bayes.detection import ambient, candidates, profiles
 from flashsync_bayes.detection.ambient import NO_FLICKER, Flicker
-from flashsync_bayes.detection.edges import Candidates, candidate_rows, fit_candidates
+from flashsync_bayes.detection.edges import FIT_BATCH, Candidates, FirstFits, candidate_rows, first_fits, fit_candidates
 from flashsync_bayes.detection.evidence import Evidence, flash_evidence
 from flashsync_bayes.detection.settings import DetectorSettings
 from flashsync_bayes.errors import FlashsyncError
@@ -231,16 +231,47 @@ def candidates_in(evidence: Evidence, start: int, frames: tuple[int, int], setti
 CREEP_WINDOWS = 2
 
 
+class _FirstFitQueue:
+    """A video's candidates as its windows find them, each fitted on its own (:func:`~flashsync_bayes.detection.edges.first_fits`)
+    as soon as a whole batch of them waits: while later frames are decoded rather than all after the last one."""
+
+    def __init__(self, n_rows: int = 0):
+        self.waiting: list[Candidates] = []
+        self.fitted: list[tuple[Candidates, FirstFits]] = []
+        self.n_rows = n_rows
+
+    def add(self, found: Candidates) -> None:
+        """Queue a window's candidates; fit the whole batches that wait."""
+        self.n_rows = found.n_rows
+        self.waiting.append(found)
+        waiting = Candidates.joined(self.waiting, self.n_rows)
+        ready = waiting.frame.size - waiting.frame.size % FIT_BATCH
+        if ready:
+            order = np.arange(waiting.frame.size)
+            batch = waiting.where(order < ready)
+            self.fitted.append((batch, first_fits(batch)))
+            self.waiting = [waiting.where(order >= ready)]
+
+    def finished(self) -> tuple[Candidates, FirstFits | None]:
+        """All the video's candidates, in order, and their first fits (None without candidates)."""
+        rest = Candidates.joined(self.waiting, self.n_rows)
+        parts = self.fitted + ([(rest, first_fits(rest))] if rest.frame.size else [])
+        if not parts:
+            return rest, None
+        return Candidates.joined([c for c, _ in parts], self.n_rows), FirstFits.joined([f for _, f in parts])
+
+
 def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: DetectorSettings) -> VideoDetection:
     """:class:`VideoDetection` of the slices :func:`windows` yields, each detected in its window.
 
     The flicker band frequency found in one window is handed to all later ones; tick numbers
     continue from window to window through the frames they share. Bands that creep are sought
     in the first :data:`CREEP_WINDOWS` windows whose bands do not move until one finds them. The
-    candidates of all windows are fitted together at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
+    candidates are fitted on their own in whole batches as the windows find them, and all of them
+    together, sharing the video's blur, at the end (:func:`~flashsync_bayes.detection.edges.fit_candidates`).
     """
-    cycles, creeping, previous, flickers, candidates, times, n_rows = None, NO_FLICKER, None, [], [], [], 0
-    creep_searches = 0
+    cycles, creeping, previous, flickers, times = None, NO_FLICKER, None, [], []
+    queue, creep_searches = _FirstFitQueue(), 0
     for window, frames in slices:
         first_tick = None if previous is None else int(previous[1][window.start - previous[0]])
         evidence, flicker, ticks = window_evidence(window, settings, first_tick, cycles)
@@ -250,13 +281,13 @@ def detect_windows(slices: Iterable[tuple[Window, tuple[int, int]]], settings: D
             creeping, creep_searches = ambient.creeping_flicker(np.asarray(window.rows.median), ticks), creep_searches + 1
         previous = (window.start, ticks)
         flickers.append(flicker)
-        candidates.append(candidates_in(evidence, window.start, frames, settings))
-        n_rows = evidence.rising.shape[1]
+        queue.add(candidates_in(evidence, window.start, frames, settings))
         times.append(window.frame_time_ms[frames[0] - window.start : frames[1] - window.start].copy())
         del window, evidence
         release_freed_memory()
     frame_time_ms = np.concatenate(times) if times else np.zeros(0)
-    edges = fit_candidates(Candidates.joined(candidates, n_rows), settings)
+    found, first = queue.finished()
+    edges = fit_candidates(found, settings, first)
     flicker = combined_flicker(flickers)
     return VideoDetection(frame_time_ms, flicker if flicker.moves or not creeping.moves else creeping, edges)
 
