@@ -96,7 +96,8 @@ def ratios(rows: list[dict]) -> list[dict]:
         mine = {r["reader"]: r for r in rows if r["video"] == label}
         detect = mine[DETECT]["x_decode"]
         out.append({"video": label, "profiles_x": mine[PROFILES]["x_decode"], "detect_x": detect,
-                    "detect_cpu_x": cpu_ratio(mine[DETECT], mine[BASE]), "target_detect_x": 1.15, "met": detect <= 1.15})  # fmt: skip
+                    "detect_cpu_x": cpu_ratio(mine[DETECT], mine[BASE]),
+                    "target_detect_x": 1.15, "met": detect <= 1.15})  # fmt: skip
     return out
 
 

@@ -200,7 +200,8 @@ class FirstFits(NamedTuple):
     @classmethod
     def joined(cls, parts: list[FirstFits]) -> FirstFits:
         """The first fits of ``parts`` (non-empty) in one table, in order."""
-        return cls(np.concatenate([p.shift for p in parts]), edge_model.EdgeFit(*map(np.concatenate, zip(*(p.free for p in parts)))))
+        free = edge_model.EdgeFit(*map(np.concatenate, zip(*(p.free for p in parts))))
+        return cls(np.concatenate([p.shift for p in parts]), free)
 
 
 def first_fits(candidates: Candidates) -> FirstFits:
@@ -212,7 +213,12 @@ def first_fits(candidates: Candidates) -> FirstFits:
 
 
 def _fit_with_shared_blur(
-    windows: np.ndarray, weights: np.ndarray, free: edge_model.EdgeFit, pool: np.ndarray, events: np.ndarray, settings: DetectorSettings
+    windows: np.ndarray,
+    weights: np.ndarray,
+    free: edge_model.EdgeFit,
+    pool: np.ndarray,
+    events: np.ndarray,
+    settings: DetectorSettings,
 ):
     """``(params, edge_sd, trailing, trailing_sd)`` of edge fits with the blur shared by a video, for the windows where
     ``events`` (a mask; the others only vote on the blur); ``free`` their free fits (:func:`first_fits`).

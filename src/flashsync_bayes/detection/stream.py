@@ -9,9 +9,10 @@ window is detected as soon as its frames are decoded (:func:`windows`), and of i
 candidates (with the rows their fits need) only those whose frame lies in its slice are kept, so
 every frame's candidates come from one window; each candidate is fitted on its own as soon as a
 whole batch of them waits (while later frames decode), and all of them together with one blur for
-the video once its frames run out. Only the last ``W`` frames' profiles are held. Every window of a video longer than ``W`` frames has
-exactly ``W`` (the first and the last reach further into the video), so JAX compiles their
-kernels once per frame height; a video of at most ``W`` frames is one window: a whole-video pass.
+the video once its frames run out. Only the last ``W`` frames' profiles are held. Every window of
+a video longer than ``W`` frames has exactly ``W`` (the first and the last reach further into the
+video), so JAX compiles their kernels once per frame height; a video of at most ``W`` frames is one
+window: a whole-video pass.
 
 The flicker band frequency is searched window by window until one finds it, then shared by all
 later windows; the video's :class:`~flashsync_bayes.detection.ambient.Flicker` combines the
