@@ -236,10 +236,10 @@ class _FirstFitQueue:
     """A video's candidates as its windows find them, each fitted on its own (:func:`~flashsync_bayes.detection.edges.first_fits`)
     as soon as a whole batch of them waits: while later frames are decoded rather than all after the last one."""
 
-    def __init__(self, n_rows: int = 0):
+    def __init__(self):
         self.waiting: list[Candidates] = []
         self.fitted: list[tuple[Candidates, FirstFits]] = []
-        self.n_rows = n_rows
+        self.n_rows = 0  # the frames' rows, from the first window's candidates
 
     def add(self, found: Candidates) -> None:
         """Queue a window's candidates; fit the whole batches that wait."""

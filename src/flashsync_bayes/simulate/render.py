@@ -210,12 +210,17 @@ def _view(model: FrameModel, time_s):
     return u + (across / n_cols).astype(jnp.float32)[..., None], v + (down / n_rows).astype(jnp.float32)[..., None]
 
 
+def _pixels(position, n_pixels: int):
+    """Pixel coordinates (0 at the first pixel's centre) of picture fractions ``position`` across ``n_pixels``."""
+    return position * n_pixels - 0.5
+
+
 def _sampled(raster, u, v, outside: str):
     """A static ``raster`` ``(height, width)`` at scene coordinates ``(u, v)`` (:func:`_view`), bilinear; beyond its
     edges the nearest pixel (``outside="nearest"``) or 0 (``"constant"``)."""
     n_rows, n_cols = raster.shape
     u, v = jnp.broadcast_arrays(u, v)
-    return map_coordinates(raster, [v * n_rows - 0.5, u * n_cols - 0.5], order=1, mode=outside)
+    return map_coordinates(raster, [_pixels(v, n_rows), _pixels(u, n_cols)], order=1, mode=outside)
 
 
 def _scene_albedo(model: FrameModel, time_s, u, v):
@@ -276,7 +281,7 @@ def render_frames(model: FrameModel, noise_key, sensor_frame, gain, *, window: i
     u, v = _view(model, middle_s)
     column_gain = model.flash_column_gain[None, None, :]
     if model.shake is not None:  # the flashes light a part of the scene, which moves in the view
-        column_gain = jnp.interp(u * n_cols - 0.5, jnp.arange(n_cols, dtype=jnp.float32), model.flash_column_gain)
+        column_gain = jnp.interp(_pixels(u, n_cols), jnp.arange(n_cols, dtype=jnp.float32), model.flash_column_gain)
     light = gain * (ambient[:, :, None] + flash[:, :, None] * column_gain)
     albedo, window_share = _scene_albedo(model, middle_s, u, v)
     signal = albedo * light.astype(jnp.float32)
